@@ -1,0 +1,16 @@
+//! Placeholder: being implemented.
+#![allow(unused_variables, dead_code)]
+use super::*;
+use alloc::boxed::Box;
+
+pub(super) fn client(
+    credentials: &Credentials,
+    context: &ClientContext,
+    rng: &mut dyn Random,
+) -> Result<Box<dyn ClientMechanism>, SaslError> {
+    Err(SaslError::Unsupported("digest_md5".into()))
+}
+
+pub(super) fn server(context: &ServerContext, rng: &mut dyn Random) -> Result<Box<dyn ServerMechanism>, SaslError> {
+    Err(SaslError::Unsupported("digest_md5".into()))
+}

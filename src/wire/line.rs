@@ -1,0 +1,219 @@
+//! Bounded CRLF line reader (RFC 5321 §2.3.8, RFC 1939 §3).
+
+use alloc::vec::Vec;
+
+/// A line did not fit its limit; the reader skipped it up to and including its LF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("line of {length} octets exceeds the limit of {limit}")]
+pub struct LineError {
+    /// Length of the offending line, terminator included.
+    pub length: usize,
+    /// The limit in force, terminator included.
+    pub limit: usize,
+}
+
+/// Splits a byte stream into lines, whatever the read boundaries.
+///
+/// Bytes go in with [`feed`](Self::feed); complete lines come out of
+/// [`next_line`](Self::next_line) without their terminator. A line ends at LF; a CR just before
+/// it is removed. A line longer than the limit (terminator included) comes out as a
+/// [`LineError`] once its LF arrives; its bytes are dropped as soon as they exceed the limit,
+/// so memory stays bounded by the limit plus what was fed since the last call.
+///
+/// Bytes are only interpreted when a line is asked for, so a protocol that switches framing
+/// (SMTP `DATA`, `BDAT`, STARTTLS) can take the raw rest with [`take_pending`](Self::take_pending).
+#[derive(Debug, Clone)]
+pub struct LineReader {
+    buf: Vec<u8>,
+    start: usize,
+    /// Bytes from `start` already known to hold no LF.
+    scanned: usize,
+    limit: usize,
+    /// Length of an overlong line whose bytes are being dropped.
+    skipping: Option<usize>,
+}
+
+impl LineReader {
+    /// A reader whose lines may be `limit` octets long, CRLF included.
+    pub fn new(limit: usize) -> Self {
+        Self { buf: Vec::new(), start: 0, scanned: 0, limit, skipping: None }
+    }
+
+    /// The current limit.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Changes the limit for the lines not yet returned (for example 12288 during SMTP AUTH).
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+    }
+
+    /// Appends bytes received from the peer.
+    pub fn feed(&mut self, data: &[u8]) {
+        if self.start > 0 && self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start > 4096 && self.start * 2 > self.buf.len() {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The next complete line, without its terminator, or `None` until more bytes arrive.
+    pub fn next_line(&mut self) -> Option<Result<&[u8], LineError>> {
+        let pending = self.buf.get(self.start..).unwrap_or_default();
+        let search = pending.get(self.scanned..).unwrap_or_default();
+        match memchr::memchr(b'\n', search) {
+            Some(i) => {
+                let end = self.scanned + i + 1;
+                let begin = self.start;
+                self.start += end;
+                self.scanned = 0;
+                if let Some(skipped) = self.skipping.take() {
+                    let length = skipped + end;
+                    return Some(Err(LineError { length, limit: self.limit }));
+                }
+                if end > self.limit {
+                    return Some(Err(LineError { length: end, limit: self.limit }));
+                }
+                let line = self.buf.get(begin..begin + end - 1).unwrap_or_default();
+                Some(Ok(line.strip_suffix(b"\r").unwrap_or(line)))
+            }
+            None => {
+                let len = pending.len();
+                if self.skipping.is_some() || len > self.limit {
+                    // Too long already: count the bytes and drop them.
+                    self.skipping = Some(self.skipping.unwrap_or(0) + len);
+                    self.buf.truncate(self.start);
+                    self.scanned = 0;
+                } else {
+                    self.scanned = len;
+                }
+                None
+            }
+        }
+    }
+
+    /// Whether any byte has been received but not yet returned as a line.
+    pub fn has_pending(&self) -> bool {
+        self.start < self.buf.len() || self.skipping.is_some()
+    }
+
+    /// Number of buffered bytes not yet returned.
+    pub fn pending_len(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// Removes and returns every buffered byte not yet returned as a line, and forgets any
+    /// overlong line in progress (its dropped bytes are gone).
+    pub fn take_pending(&mut self) -> Vec<u8> {
+        let rest = self.buf.split_off(self.start);
+        self.clear();
+        rest
+    }
+
+    /// Forgets everything buffered (RFC 3207 §4.2: nothing read before TLS survives it).
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.start = 0;
+        self.scanned = 0;
+        self.skipping = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn collect(reader: &mut LineReader, out: &mut Vec<Result<Vec<u8>, LineError>>) {
+        while let Some(line) = reader.next_line() {
+            out.push(line.map(<[u8]>::to_vec));
+        }
+    }
+
+    fn run(chunks: &[&[u8]], limit: usize) -> Vec<Result<Vec<u8>, LineError>> {
+        let mut reader = LineReader::new(limit);
+        let mut out = Vec::new();
+        for chunk in chunks {
+            reader.feed(chunk);
+            collect(&mut reader, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn lines_without_terminators() {
+        let out = run(&[b"EHLO x\r\nQUIT\r\npartial"], 512);
+        assert_eq!(out, vec![Ok(b"EHLO x".to_vec()), Ok(b"QUIT".to_vec())]);
+    }
+
+    #[test]
+    fn overlong_line_is_an_error_and_resyncs() {
+        let mut input = vec![b'a'; 1000];
+        input.extend_from_slice(b"\r\nNOOP\r\n");
+        let out = run(&[&input], 512);
+        assert_eq!(out, vec![Err(LineError { length: 1002, limit: 512 }), Ok(b"NOOP".to_vec())]);
+    }
+
+    #[test]
+    fn overlong_line_is_not_stored() {
+        let mut reader = LineReader::new(16);
+        for _ in 0..1000 {
+            reader.feed(&[b'x'; 1024]);
+            assert!(reader.next_line().is_none());
+            assert!(reader.pending_len() <= 1024);
+        }
+        reader.feed(b"\r\nok\r\n");
+        assert_eq!(reader.next_line(), Some(Err(LineError { length: 1_024_002, limit: 16 })));
+        assert_eq!(reader.next_line(), Some(Ok(&b"ok"[..])));
+    }
+
+    #[test]
+    fn exact_limit_is_accepted() {
+        let out = run(&[b"abc\r\nabcd\r\n"], 5);
+        assert_eq!(out, vec![Ok(b"abc".to_vec()), Err(LineError { length: 6, limit: 5 })]);
+    }
+
+    #[test]
+    fn take_pending_returns_raw_rest() {
+        let mut reader = LineReader::new(512);
+        reader.feed(b"DATA\r\nbody\r\n.\r\n");
+        assert_eq!(reader.next_line(), Some(Ok(&b"DATA"[..])));
+        assert_eq!(reader.take_pending(), b"body\r\n.\r\n".to_vec());
+        assert!(!reader.has_pending());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn same_lines_at_every_split(
+            lines in proptest::collection::vec("[ -~]{0,40}", 0..8),
+            limit in 4usize..48,
+            cuts in proptest::collection::vec(0usize..400, 0..6),
+        ) {
+            let input: Vec<u8> = lines.iter().flat_map(|l| {
+                let mut v = l.clone().into_bytes();
+                v.extend_from_slice(b"\r\n");
+                v
+            }).collect();
+            let whole = run(&[&input], limit);
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (input.len() + 1)).collect();
+            cuts.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut last = 0;
+            for c in cuts { chunks.push(&input[last..c]); last = c; }
+            chunks.push(&input[last..]);
+            proptest::prop_assert_eq!(&run(&chunks, limit), &whole);
+            let bytewise: Vec<&[u8]> = input.chunks(1).collect();
+            proptest::prop_assert_eq!(&run(&bytewise, limit), &whole);
+            // Every line within the limit comes back as it was sent.
+            let expected: Vec<Result<Vec<u8>, LineError>> = lines.iter().map(|l| {
+                if l.len() + 2 <= limit { Ok(l.clone().into_bytes()) }
+                else { Err(LineError { length: l.len() + 2, limit }) }
+            }).collect();
+            proptest::prop_assert_eq!(whole, expected);
+        }
+    }
+}
