@@ -15,6 +15,7 @@
 //! - [`smtp`]: codec and the `Client` / `Server` machines.
 //! - [`pop3`]: codec and the `Client` / `Server` machines.
 //! - [`relay`]: POP-before-SMTP table and the submission policy.
+//! - [`tls`]: the TLS policy and what the caller reports after a handshake.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -34,4 +35,5 @@ pub mod pop3;
 pub mod relay;
 pub mod sasl;
 pub mod smtp;
+pub mod tls;
 pub mod wire;
