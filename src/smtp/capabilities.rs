@@ -1,0 +1,586 @@
+//! EHLO capabilities (RFC 5321 §4.1.1.1, §2.4): parsed from a `250` reply's text lines on the
+//! client side, generated from the configuration on the server side.
+//!
+//! Keywords compare case-insensitively (`starttls` is STARTTLS, field case B04); `AUTH` and the
+//! legacy `AUTH=` form are merged; mechanism names are kept whole whatever their length.
+//! [`Extension::parse`] reads one line without allocating; [`Capabilities::parse`] gathers a
+//! whole reply into an owned value that outlives the reply buffer.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::sasl::Mechanism;
+
+/// Most mechanisms kept from one reply; more are ignored (hostile input stays bounded).
+pub const MAX_MECHANISMS: usize = 64;
+/// Most unknown extensions kept from one reply; more are ignored.
+pub const MAX_OTHER_EXTENSIONS: usize = 64;
+/// Longest text line considered, in octets; longer lines are ignored as garbage (a reply line
+/// is at most 512 octets, RFC 5321 §4.5.3.1.5; this leaves room for lenient peers).
+pub const MAX_LINE: usize = 2048;
+
+/// One EHLO extension line, borrowed from the reply (RFC 5321 §4.1.1.1 `ehlo-line`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Extension<'a> {
+    /// `STARTTLS` (RFC 3207 §4).
+    StartTls,
+    /// `PIPELINING` (RFC 2920 §3).
+    Pipelining,
+    /// `8BITMIME` (RFC 6152 §2).
+    EightBitMime,
+    /// `SMTPUTF8` (RFC 6531 §3.1).
+    SmtpUtf8,
+    /// `ENHANCEDSTATUSCODES` (RFC 2034 §4).
+    EnhancedStatusCodes,
+    /// `CHUNKING` (RFC 3030 §2).
+    Chunking,
+    /// `DSN` (RFC 3461 §4).
+    Dsn,
+    /// `SIZE` with its limit; `0` when no value or a value that is not a number was given
+    /// (RFC 1870 §4: 0 means no fixed limit).
+    Size(u64),
+    /// `AUTH` or the legacy `AUTH=` form, with its space-separated mechanism names
+    /// (RFC 4954 §3). Iterate with [`Extension::mechanisms`].
+    Auth(&'a str),
+    /// Any other keyword, with its parameters (possibly empty) after the first space.
+    Other {
+        /// The keyword as sent.
+        keyword: &'a str,
+        /// The parameters as sent, without the leading space.
+        params: &'a str,
+    },
+}
+
+fn is_keyword(keyword: &[u8]) -> bool {
+    matches!(keyword.first(), Some(b) if b.is_ascii_alphanumeric())
+        && keyword.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+}
+
+/// Whether `name` is a SASL mechanism name (RFC 4422 §3.1 charset; any length kept).
+fn is_mechanism_name(name: &[u8]) -> bool {
+    !name.is_empty() && name.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+}
+
+/// Whether `params` is valid `ehlo-param`s: printable characters and single spaces
+/// (RFC 5321 §4.1.1.1), with UTF-8 allowed for SMTPUTF8 peers.
+fn is_params(params: &str) -> bool {
+    !params.chars().any(char::is_control)
+}
+
+impl<'a> Extension<'a> {
+    /// Parses one extension line (a reply line's text after `250-`/`250 `). Returns `None` for
+    /// lines that are not an extension: empty, a keyword outside `ALPHA / DIGIT / "-"`, control
+    /// characters, or longer than [`MAX_LINE`].
+    pub fn parse(line: &'a [u8]) -> Option<Self> {
+        if line.len() > MAX_LINE {
+            return None;
+        }
+        let line = core::str::from_utf8(line).ok()?;
+        let line = line.trim_end_matches([' ', '\t']);
+        let (keyword, params) = match line.split_once([' ', '=']) {
+            Some((keyword, params)) => {
+                // `=` only separates in the legacy `AUTH=` form.
+                let legacy_auth = line.as_bytes().get(keyword.len()) == Some(&b'=');
+                if legacy_auth && !keyword.eq_ignore_ascii_case("AUTH") {
+                    return None;
+                }
+                (keyword, params.trim_start_matches(' '))
+            }
+            None => (line, ""),
+        };
+        if !is_keyword(keyword.as_bytes()) || !is_params(params) {
+            return None;
+        }
+        let known = |name: &str| keyword.eq_ignore_ascii_case(name);
+        Some(if known("AUTH") {
+            Self::Auth(params)
+        } else if known("SIZE") {
+            Self::Size(params.split(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0))
+        } else if !params.is_empty() {
+            Self::Other { keyword, params }
+        } else if known("STARTTLS") {
+            Self::StartTls
+        } else if known("PIPELINING") {
+            Self::Pipelining
+        } else if known("8BITMIME") {
+            Self::EightBitMime
+        } else if known("SMTPUTF8") {
+            Self::SmtpUtf8
+        } else if known("ENHANCEDSTATUSCODES") {
+            Self::EnhancedStatusCodes
+        } else if known("CHUNKING") {
+            Self::Chunking
+        } else if known("DSN") {
+            Self::Dsn
+        } else {
+            Self::Other { keyword, params }
+        })
+    }
+
+    /// The mechanism names of an `AUTH` line, skipping tokens that are not SASL names; empty
+    /// for every other extension.
+    pub fn mechanisms(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        let list = match self {
+            Self::Auth(list) => *list,
+            _ => "",
+        };
+        list.split(' ').filter(|name| is_mechanism_name(name.as_bytes()))
+    }
+}
+
+/// An unknown extension, kept with its parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherExtension {
+    /// The keyword as sent (compare case-insensitively).
+    pub keyword: String,
+    /// The parameters, space separated; empty when there are none.
+    pub params: String,
+}
+
+/// What a server said it supports in its EHLO reply (RFC 5321 §4.1.1.1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The server's domain: the first word of the first line.
+    pub domain: String,
+    /// The rest of the first line (a greeting), possibly empty.
+    pub greeting: String,
+    /// `STARTTLS` (RFC 3207).
+    pub starttls: bool,
+    /// `PIPELINING` (RFC 2920).
+    pub pipelining: bool,
+    /// `8BITMIME` (RFC 6152).
+    pub eight_bit_mime: bool,
+    /// `SMTPUTF8` (RFC 6531).
+    pub smtputf8: bool,
+    /// `ENHANCEDSTATUSCODES` (RFC 2034).
+    pub enhanced_status_codes: bool,
+    /// `CHUNKING` (RFC 3030).
+    pub chunking: bool,
+    /// `DSN` (RFC 3461).
+    pub dsn: bool,
+    /// `SIZE`: `None` when not advertised, `Some(0)` when advertised without a fixed limit
+    /// (bare `SIZE` or `SIZE 0`), else the limit in octets (RFC 1870 §4).
+    pub size: Option<u64>,
+    /// SASL mechanisms from every `AUTH` and `AUTH=` line, in order, without duplicates;
+    /// empty when AUTH is not advertised (RFC 4954 §3).
+    pub auth: Vec<Mechanism>,
+    /// Every other keyword, with its parameters.
+    pub other: Vec<OtherExtension>,
+}
+
+/// A capability that cannot be written into an EHLO reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CapabilityError {
+    /// The domain is empty or holds a space or control character.
+    #[error("invalid domain in the EHLO reply")]
+    Domain,
+    /// The greeting holds a control character (CR or LF would inject a reply line).
+    #[error("control character in the EHLO greeting")]
+    Greeting,
+    /// A mechanism name outside the SASL charset (RFC 4422 §3.1).
+    #[error("invalid SASL mechanism name")]
+    Mechanism,
+    /// An unknown extension whose keyword or parameters break the `ehlo-line` grammar.
+    #[error("invalid extension keyword or parameters")]
+    Extension,
+}
+
+impl Capabilities {
+    /// Gathers the text lines of an EHLO reply (without `250-`/`250 `); the first line is the
+    /// domain and greeting. Lines that are not extensions are skipped, never an error.
+    pub fn parse<I, L>(lines: I) -> Self
+    where
+        I: IntoIterator<Item = L>,
+        L: AsRef<[u8]>,
+    {
+        let mut caps = Self::default();
+        let mut lines = lines.into_iter();
+        if let Some(first) = lines.next() {
+            let first = first.as_ref();
+            let first = first.get(..MAX_LINE.min(first.len())).unwrap_or_default();
+            let text = String::from_utf8_lossy(first);
+            let text = text.trim_matches([' ', '\t']);
+            let (domain, greeting) = text.split_once(' ').unwrap_or((text, ""));
+            caps.domain = domain.chars().filter(|c| !c.is_control()).collect();
+            caps.greeting = greeting.trim_start_matches(' ').chars().filter(|c| !c.is_control()).collect();
+        }
+        for line in lines {
+            if let Some(extension) = Extension::parse(line.as_ref()) {
+                caps.add(extension);
+            }
+        }
+        caps
+    }
+
+    /// Adds one parsed extension line.
+    pub fn add(&mut self, extension: Extension<'_>) {
+        match extension {
+            Extension::StartTls => self.starttls = true,
+            Extension::Pipelining => self.pipelining = true,
+            Extension::EightBitMime => self.eight_bit_mime = true,
+            Extension::SmtpUtf8 => self.smtputf8 = true,
+            Extension::EnhancedStatusCodes => self.enhanced_status_codes = true,
+            Extension::Chunking => self.chunking = true,
+            Extension::Dsn => self.dsn = true,
+            Extension::Size(limit) => self.size = Some(limit),
+            Extension::Auth(_) => {
+                for name in extension.mechanisms() {
+                    if self.auth.len() >= MAX_MECHANISMS {
+                        break;
+                    }
+                    let mechanism = Mechanism::parse(name);
+                    if !self.auth.contains(&mechanism) {
+                        self.auth.push(mechanism);
+                    }
+                }
+            }
+            Extension::Other { keyword, params } => {
+                if self.other.len() < MAX_OTHER_EXTENSIONS {
+                    self.other.push(OtherExtension { keyword: keyword.into(), params: params.into() });
+                }
+            }
+        }
+    }
+
+    /// Whether `mechanism` is offered.
+    pub fn offers(&self, mechanism: &Mechanism) -> bool {
+        self.auth.contains(mechanism)
+    }
+
+    /// The parameters of an unknown extension, looked up case-insensitively.
+    pub fn other(&self, keyword: &str) -> Option<&str> {
+        self.other.iter().find(|e| e.keyword.eq_ignore_ascii_case(keyword)).map(|e| e.params.as_str())
+    }
+
+    /// The text lines of the server's EHLO reply, first line `domain [greeting]`, then one
+    /// line per extension in a fixed order; the reply codec adds `250-`/`250 `. Refuses
+    /// anything that would break the grammar or inject a line.
+    pub fn ehlo_lines(&self) -> Result<Vec<String>, CapabilityError> {
+        let clean = |text: &str| !text.chars().any(char::is_control);
+        if self.domain.is_empty() || self.domain.contains(' ') || !clean(&self.domain) {
+            return Err(CapabilityError::Domain);
+        }
+        if !clean(&self.greeting) {
+            return Err(CapabilityError::Greeting);
+        }
+        let mut lines = Vec::with_capacity(12 + self.other.len());
+        let mut first = self.domain.clone();
+        if !self.greeting.is_empty() {
+            first.push(' ');
+            first.push_str(&self.greeting);
+        }
+        lines.push(first);
+        let flags = [
+            (self.pipelining, "PIPELINING"),
+            (self.eight_bit_mime, "8BITMIME"),
+            (self.smtputf8, "SMTPUTF8"),
+            (self.enhanced_status_codes, "ENHANCEDSTATUSCODES"),
+            (self.chunking, "CHUNKING"),
+            (self.dsn, "DSN"),
+            (self.starttls, "STARTTLS"),
+        ];
+        if let Some(limit) = self.size {
+            lines.push(if limit == 0 { String::from("SIZE") } else { alloc::format!("SIZE {limit}") });
+        }
+        lines.extend(flags.iter().filter(|(on, _)| *on).map(|(_, name)| String::from(*name)));
+        if !self.auth.is_empty() {
+            let mut line = String::from("AUTH");
+            for mechanism in &self.auth {
+                if !is_mechanism_name(mechanism.as_str().as_bytes()) {
+                    return Err(CapabilityError::Mechanism);
+                }
+                line.push(' ');
+                line.push_str(mechanism.as_str());
+            }
+            lines.push(line);
+        }
+        for extension in &self.other {
+            let params_ok = !extension.params.starts_with(' ') && !extension.params.ends_with(' ');
+            if !is_keyword(extension.keyword.as_bytes()) || !is_params(&extension.params) || !params_ok {
+                return Err(CapabilityError::Extension);
+            }
+            let mut line = extension.keyword.clone();
+            if !extension.params.is_empty() {
+                line.push(' ');
+                line.push_str(&extension.params);
+            }
+            lines.push(line);
+        }
+        Ok(lines)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+    use alloc::vec;
+
+    fn mechs(names: &[&str]) -> Vec<Mechanism> {
+        names.iter().map(|n| Mechanism::parse(n)).collect()
+    }
+
+    #[test]
+    fn field_b04_lower_case_keywords() {
+        let caps = Capabilities::parse(["mail.example.net", "starttls", "auth plain login"]);
+        assert!(caps.starttls);
+        assert_eq!(caps.auth, vec![Mechanism::Plain, Mechanism::Login]);
+        assert_eq!(caps.domain, "mail.example.net");
+        let caps = Capabilities::parse([
+            "x",
+            "Pipelining",
+            "8bitmime",
+            "smtputf8",
+            "EnhancedStatusCodes",
+            "chunking",
+            "dsn",
+            "size 1000",
+        ]);
+        assert!(caps.pipelining && caps.eight_bit_mime && caps.smtputf8);
+        assert!(caps.enhanced_status_codes && caps.chunking && caps.dsn);
+        assert_eq!(caps.size, Some(1000));
+    }
+
+    #[test]
+    fn auth_and_legacy_auth_merged() {
+        let caps = Capabilities::parse(["h", "AUTH=LOGIN PLAIN", "AUTH PLAIN LOGIN CRAM-MD5", "auth=xoauth2"]);
+        assert_eq!(caps.auth, mechs(&["LOGIN", "PLAIN", "CRAM-MD5", "XOAUTH2"]));
+        assert!(caps.other.is_empty());
+    }
+
+    #[test]
+    fn long_mechanism_names_kept_whole() {
+        let long = "X-A-VERY-LONG-MECHANISM-NAME-BEYOND-SIXTEEN-BYTES";
+        let caps = Capabilities::parse(["h".to_string(), alloc::format!("AUTH SCRAM-SHA-256-PLUS {long}")]);
+        assert_eq!(caps.auth, vec![Mechanism::ScramSha256Plus, Mechanism::Other(long.into())]);
+        // A prefix of a known name is not that name, and vice versa.
+        let caps = Capabilities::parse(["h", "AUTH SCRAM-SHA-256-PLUSX SCRAM-SHA"]);
+        assert_eq!(caps.auth, mechs(&["SCRAM-SHA-256-PLUSX", "SCRAM-SHA"]));
+        assert!(!caps.offers(&Mechanism::ScramSha256Plus));
+    }
+
+    #[test]
+    fn size_with_and_without_value() {
+        assert_eq!(Capabilities::parse(["h", "SIZE"]).size, Some(0));
+        assert_eq!(Capabilities::parse(["h", "SIZE 0"]).size, Some(0));
+        assert_eq!(Capabilities::parse(["h", "SIZE 52428800"]).size, Some(52_428_800));
+        assert_eq!(Capabilities::parse(["h", "SIZE lots"]).size, Some(0));
+        assert_eq!(Capabilities::parse(["h"]).size, None);
+    }
+
+    #[test]
+    fn unknown_keywords_kept_with_params() {
+        let caps = Capabilities::parse(["h", "BURL imap", "PIPECONNECT", "X-EXPS GSSAPI NTLM", "HELP"]);
+        assert_eq!(caps.other("burl"), Some("imap"));
+        assert_eq!(caps.other("PIPECONNECT"), Some(""));
+        assert_eq!(caps.other("x-exps"), Some("GSSAPI NTLM"));
+        assert_eq!(caps.other("HELP"), Some(""));
+        assert_eq!(caps.other("NOPE"), None);
+        // A known flag with parameters is not that flag.
+        let caps = Capabilities::parse(["h", "STARTTLS now"]);
+        assert!(!caps.starttls);
+        assert_eq!(caps.other("STARTTLS"), Some("now"));
+    }
+
+    #[test]
+    fn exim_ehlo_reply() {
+        let caps = Capabilities::parse([
+            "localhost Hello client.example [127.0.0.1]",
+            "SIZE 52428800",
+            "8BITMIME",
+            "PIPELINING",
+            "PIPECONNECT",
+            "AUTH PLAIN LOGIN CRAM-MD5 DIGEST-MD5 SCRAM-SHA-1 SCRAM-SHA-256",
+            "CHUNKING",
+            "STARTTLS",
+            "SMTPUTF8",
+            "HELP",
+        ]);
+        assert_eq!(caps.domain, "localhost");
+        assert_eq!(caps.greeting, "Hello client.example [127.0.0.1]");
+        assert_eq!(caps.size, Some(52_428_800));
+        assert!(caps.eight_bit_mime && caps.pipelining && caps.chunking && caps.starttls && caps.smtputf8);
+        assert!(!caps.enhanced_status_codes && !caps.dsn);
+        assert_eq!(caps.auth, mechs(&["PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256"]));
+        assert_eq!(caps.other.len(), 2);
+    }
+
+    #[test]
+    fn dovecot_ehlo_reply() {
+        let caps = Capabilities::parse([
+            "localhost",
+            "8BITMIME",
+            "AUTH PLAIN LOGIN CRAM-MD5 DIGEST-MD5 SCRAM-SHA-1 SCRAM-SHA-256 XOAUTH2 OAUTHBEARER",
+            "BURL imap",
+            "CHUNKING",
+            "ENHANCEDSTATUSCODES",
+            "SIZE",
+            "STARTTLS",
+            "PIPELINING",
+        ]);
+        assert_eq!(caps.domain, "localhost");
+        assert_eq!(caps.greeting, "");
+        assert_eq!(caps.size, Some(0));
+        assert!(caps.starttls && caps.enhanced_status_codes && caps.pipelining);
+        assert_eq!(caps.auth.len(), 8);
+        assert_eq!(caps.auth[7], Mechanism::OAuthBearer);
+        assert_eq!(caps.other("BURL"), Some("imap"));
+    }
+
+    #[test]
+    fn rfc4954_example_after_tls() {
+        let caps = Capabilities::parse(["smtp.example.com Hello client.example.com", "AUTH GSSAPI DIGEST-MD5 PLAIN"]);
+        assert_eq!(caps.auth, mechs(&["GSSAPI", "DIGEST-MD5", "PLAIN"]));
+        assert!(!caps.starttls);
+    }
+
+    #[test]
+    fn garbage_lines_skipped() {
+        let caps = Capabilities::parse([
+            &b"h"[..],
+            b"",
+            b"   ",
+            b"-STARTTLS",
+            b"STARTTLS\0",
+            b"\xff\xfe",
+            b"FOO=BAR",
+            b"AUTH PLAIN\rX",
+            b"AUTH PL@IN LOGIN",
+            b"STARTTLS",
+        ]);
+        assert!(caps.starttls);
+        assert_eq!(caps.auth, vec![Mechanism::Login]);
+        assert!(caps.other.is_empty());
+        // No lines at all.
+        assert_eq!(Capabilities::parse(core::iter::empty::<&[u8]>()), Capabilities::default());
+    }
+
+    #[test]
+    fn huge_input_stays_bounded() {
+        let mut auth = String::from("AUTH");
+        for i in 0..5000 {
+            auth.push_str(&alloc::format!(" X-M{i}"));
+        }
+        let huge = "A".repeat(1_000_000);
+        let mut lines = vec![String::from("h"), auth.clone(), huge];
+        for i in 0..10_000 {
+            lines.push(alloc::format!("X-EXT{i} p"));
+        }
+        let caps = Capabilities::parse(&lines);
+        // The 5000-name line is over MAX_LINE: ignored, not truncated.
+        assert!(caps.auth.is_empty());
+        assert_eq!(caps.other.len(), MAX_OTHER_EXTENSIONS);
+        let many: Vec<String> = (0..100).map(|i| alloc::format!("AUTH X-{i} PLAIN")).collect();
+        let caps = Capabilities::parse(core::iter::once(String::from("h")).chain(many));
+        assert_eq!(caps.auth.len(), MAX_MECHANISMS);
+        assert_eq!(caps.auth[1], Mechanism::Plain);
+    }
+
+    #[test]
+    fn generator_refuses_injection() {
+        let base = Capabilities { domain: "mx.example".into(), ..Capabilities::default() };
+        assert_eq!(base.ehlo_lines(), Ok(vec![String::from("mx.example")]));
+        let bad = Capabilities { domain: "mx\r\n250 x".into(), ..base.clone() };
+        assert_eq!(bad.ehlo_lines(), Err(CapabilityError::Domain));
+        let bad = Capabilities { domain: String::new(), ..base.clone() };
+        assert_eq!(bad.ehlo_lines(), Err(CapabilityError::Domain));
+        let bad = Capabilities { greeting: "hi\r\n".into(), ..base.clone() };
+        assert_eq!(bad.ehlo_lines(), Err(CapabilityError::Greeting));
+        let bad = Capabilities { auth: vec![Mechanism::Other("A B".into())], ..base.clone() };
+        assert_eq!(bad.ehlo_lines(), Err(CapabilityError::Mechanism));
+        let other = OtherExtension { keyword: "X-A".into(), params: "p\nq".into() };
+        let bad = Capabilities { other: vec![other], ..base };
+        assert_eq!(bad.ehlo_lines(), Err(CapabilityError::Extension));
+    }
+
+    #[test]
+    fn generator_output() {
+        let caps = Capabilities {
+            domain: "mx.example".into(),
+            greeting: "at your service".into(),
+            starttls: true,
+            pipelining: true,
+            enhanced_status_codes: true,
+            size: Some(1024),
+            auth: vec![Mechanism::ScramSha256, Mechanism::Plain],
+            other: vec![OtherExtension { keyword: "HELP".into(), params: String::new() }],
+            ..Capabilities::default()
+        };
+        assert_eq!(
+            caps.ehlo_lines().unwrap(),
+            vec![
+                "mx.example at your service",
+                "SIZE 1024",
+                "PIPELINING",
+                "ENHANCEDSTATUSCODES",
+                "STARTTLS",
+                "AUTH SCRAM-SHA-256 PLAIN",
+                "HELP"
+            ]
+        );
+    }
+
+    fn mechanism_strategy() -> impl proptest::strategy::Strategy<Value = Mechanism> {
+        use proptest::prelude::*;
+        prop_oneof![
+            proptest::sample::select(Mechanism::KNOWN.to_vec()),
+            "X-[A-Z0-9_-]{1,40}".prop_map(Mechanism::Other),
+        ]
+    }
+
+    fn capabilities_strategy() -> impl proptest::strategy::Strategy<Value = Capabilities> {
+        use proptest::prelude::*;
+        let flags = proptest::collection::vec(any::<bool>(), 7);
+        let other = proptest::collection::vec(("Y-[A-Za-z0-9-]{0,12}", "([!-~]{1,8}( [!-~]{1,8}){0,3})?"), 0..4);
+        (
+            "[a-z0-9.-]{1,30}",
+            "([ -~]{0,20}[!-~])?",
+            flags,
+            proptest::option::of(0u64..u64::MAX),
+            proptest::collection::vec(mechanism_strategy(), 0..8),
+            other,
+        )
+            .prop_map(|(domain, greeting, flags, size, mut auth, other)| {
+                let mut seen = Vec::new();
+                auth.retain(|m| {
+                    let new = !seen.contains(m);
+                    seen.push(m.clone());
+                    new
+                });
+                Capabilities {
+                    domain,
+                    greeting: greeting.trim_start().into(),
+                    starttls: flags[0],
+                    pipelining: flags[1],
+                    eight_bit_mime: flags[2],
+                    smtputf8: flags[3],
+                    enhanced_status_codes: flags[4],
+                    chunking: flags[5],
+                    dsn: flags[6],
+                    size,
+                    auth,
+                    other: other.into_iter().map(|(keyword, params)| OtherExtension { keyword, params }).collect(),
+                }
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+        #[test]
+        fn round_trip(caps in capabilities_strategy()) {
+            let lines = caps.ehlo_lines().unwrap();
+            proptest::prop_assert_eq!(Capabilities::parse(&lines), caps);
+        }
+
+        #[test]
+        fn any_bytes_no_panic(lines in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..64), 0..16)) {
+            let caps = Capabilities::parse(&lines);
+            proptest::prop_assert!(caps.auth.len() <= MAX_MECHANISMS);
+            for line in &lines {
+                let _ = Extension::parse(line);
+            }
+        }
+    }
+}
