@@ -1,9 +1,15 @@
 //! POP3 (RFC 1939) with CAPA (RFC 2449), STLS (RFC 2595), AUTH (RFC 5034), APOP and XTND XMIT:
 //! codec and sans-IO machines.
 
+pub mod apop;
+mod capabilities;
 mod command;
 mod response;
 
+pub use self::capabilities::{
+    Capabilities, CapabilityError, Expire, ExpirePolicy, LoginDelay, MAX_ARGS, MAX_MECHANISMS, MAX_OTHER,
+    OtherCapability,
+};
 pub use self::command::{ARG_LIMIT, Command, ParseError, WriteError, parse_number};
 pub use self::response::{
     CodeKind, Continuation, DropListing, MultiLine, MultiLineReader, Response, ResponseCode, ResponseError,
