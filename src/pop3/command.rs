@@ -10,8 +10,10 @@ use core::fmt::Write as _;
 
 use crate::wire::POP3_COMMAND_LIMIT;
 
-/// Longest argument of RFC 1939 §3 (a `PASS` string and an AUTH initial response are only
-/// bound by the RFC 2449 §4 command limit).
+/// Longest argument of RFC 1939 §3, applied to numbers, mechanism names, APOP digests and XTND
+/// subcommands. User names, the `PASS` string and an AUTH initial response are only bound by
+/// the 255-octet command of RFC 2449 §4, which lifted the 40-character rule (mailbox names
+/// such as long e-mail addresses exceed it).
 pub const ARG_LIMIT: usize = 40;
 
 /// Why a command line could not be parsed (RFC 1939 §3).
@@ -204,7 +206,11 @@ impl<'a> Command<'a> {
             }
         };
         if is("USER") {
-            one().map(Command::User)
+            match (first, second) {
+                (Some(name), None) => Ok(Command::User(name)),
+                (None, _) => Err(ParseError::Syntax("missing argument")),
+                (Some(_), Some(_)) => Err(ParseError::Syntax("too many arguments")),
+            }
         } else if is("PASS") {
             match rest {
                 Some(pass) if !pass.is_empty() => Ok(Command::Pass(pass)),
@@ -212,7 +218,7 @@ impl<'a> Command<'a> {
             }
         } else if is("APOP") {
             match (first, second, more) {
-                (Some(name), Some(digest), false) => Ok(Command::Apop { name: word(name)?, digest: word(digest)? }),
+                (Some(name), Some(digest), false) => Ok(Command::Apop { name, digest: word(digest)? }),
                 (_, _, true) => Err(ParseError::Syntax("too many arguments")),
                 _ => Err(ParseError::Syntax("missing argument")),
             }
@@ -292,9 +298,9 @@ impl<'a> Command<'a> {
     fn write_inner(&self, out: &mut Vec<u8>) -> Result<(), WriteError> {
         let mut line = LineWriter(out);
         match *self {
-            Self::User(name) => write!(line, "USER {}", token(name)?),
+            Self::User(name) => write!(line, "USER {}", long_token(name)?),
             Self::Pass(pass) => write!(line, "PASS {}", rest(pass)?),
-            Self::Apop { name, digest } => write!(line, "APOP {} {}", token(name)?, token(digest)?),
+            Self::Apop { name, digest } => write!(line, "APOP {} {}", long_token(name)?, token(digest)?),
             Self::Stat => write!(line, "STAT"),
             Self::List(None) => write!(line, "LIST"),
             Self::List(Some(msg)) => write!(line, "LIST {msg}"),
@@ -487,13 +493,21 @@ mod tests {
     #[test]
     fn limits() {
         let name = "a".repeat(41);
-        assert_eq!(Command::parse(format!("USER {name}").as_bytes()), Err(ParseError::TooLong));
+        assert_eq!(Command::parse(format!("AUTH {name}").as_bytes()), Err(ParseError::TooLong));
+        assert_eq!(Command::parse(format!("XTND {name}").as_bytes()), Err(ParseError::TooLong));
+        assert_eq!(Command::parse(format!("APOP a {name}").as_bytes()), Err(ParseError::TooLong));
+        let long_user = "u".repeat(200);
+        assert_eq!(Command::parse(format!("USER {long_user}").as_bytes()), Ok(Command::User(&long_user)));
         let pass = "p".repeat(248);
         assert_eq!(Command::parse(format!("PASS {pass}").as_bytes()), Ok(Command::Pass(&pass)));
         let pass = "p".repeat(249);
         assert_eq!(Command::parse(format!("PASS {pass}").as_bytes()), Err(ParseError::TooLong));
         assert_eq!(Command::Pass(&pass).to_bytes(), Err(WriteError::TooLong));
-        assert_eq!(Command::User(&name).to_bytes(), Err(WriteError::TooLong));
+        assert_eq!(
+            Command::Auth { mechanism: Some(&name), initial_response: None }.to_bytes(),
+            Err(WriteError::TooLong)
+        );
+        assert_eq!(Command::User(&"u".repeat(250)).to_bytes(), Err(WriteError::TooLong));
     }
 
     #[test]

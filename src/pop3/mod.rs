@@ -3,6 +3,7 @@
 
 pub mod apop;
 mod capabilities;
+pub mod client;
 mod command;
 mod response;
 
@@ -10,6 +11,7 @@ pub use self::capabilities::{
     Capabilities, CapabilityError, Expire, ExpirePolicy, LoginDelay, MAX_ARGS, MAX_MECHANISMS, MAX_OTHER,
     OtherCapability,
 };
+pub use self::client::{Client, ClientConfig};
 pub use self::command::{ARG_LIMIT, Command, ParseError, WriteError, parse_number};
 pub use self::response::{
     CodeKind, Continuation, DropListing, MultiLine, MultiLineReader, Response, ResponseCode, ResponseError,
