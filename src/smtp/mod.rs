@@ -3,3 +3,10 @@
 mod capabilities;
 
 pub use self::capabilities::{Capabilities, CapabilityError, Extension, OtherExtension};
+
+mod command;
+mod reply;
+pub mod xtext;
+
+pub use self::command::{Body, Command, Notify, Parameter, Parameters, ParseError, Path, Ret, WriteError};
+pub use self::reply::{EnhancedCode, ParsedLine, Reply, ReplyError, ReplyLine, ReplyParser, ReplyWriteError};
