@@ -13,7 +13,8 @@ use common::{Conn, Side, Sink, Transcript};
 /// Runs a handshake over loopback; returns (client info, server info).
 fn handshake(client_cert: bool) -> (mailwire::tls::TlsInfo, mailwire::tls::TlsInfo) {
     let ca = TestCa::new("test CA").unwrap();
-    let server_config = tls::server_config(ca.server(&["localhost"]).unwrap(), Some(std::slice::from_ref(&ca.cert))).unwrap();
+    let server_config =
+        tls::server_config(ca.server(&["localhost"]).unwrap(), Some(std::slice::from_ref(&ca.cert))).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let server = thread::spawn(move || {
