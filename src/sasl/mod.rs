@@ -291,6 +291,8 @@ pub struct ServerContext {
     pub tls_identity: Option<String>,
     /// SCRAM iteration count used when the application answers with a password.
     pub scram_iterations: u32,
+    /// OAuth scope named in XOAUTH2/OAUTHBEARER error challenges (RFC 7628 §3.2.2), if any.
+    pub oauth_scope: Option<String>,
 }
 
 impl ServerContext {
@@ -303,6 +305,7 @@ impl ServerContext {
             offers_plus: false,
             tls_identity: None,
             scram_iterations: 4096,
+            oauth_scope: None,
         }
     }
 }
