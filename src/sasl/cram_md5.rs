@@ -147,6 +147,9 @@ fn parse(response: &[u8]) -> Result<(String, Vec<u8>), AuthFailure> {
     }
     let user = core::str::from_utf8(user).map_err(|_| AuthFailure::Malformed("not UTF-8"))?;
     let user = saslprep(user).map_err(|_| AuthFailure::Malformed("user name fails SASLprep"))?;
+    if user.is_empty() {
+        return Err(AuthFailure::Malformed("user name maps to nothing"));
+    }
     Ok((user.into_owned(), digest))
 }
 
@@ -309,6 +312,7 @@ mod tests {
             b"tim b913a602c7eda7a495b4e6e7334d389g",
             b"tim +913a602c7eda7a495b4e6e7334d3890",
             b"\xff b913a602c7eda7a495b4e6e7334d3890",
+            "\u{fe00} b913a602c7eda7a495b4e6e7334d3890".as_bytes(),
             &too_long,
         ] {
             let mut server = cram_server(b"<1.2@h>");

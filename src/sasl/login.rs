@@ -101,7 +101,12 @@ fn prepare(field: &[u8], what: &'static str) -> Result<String, AuthFailure> {
         return Err(AuthFailure::Malformed("NUL, CR or LF in a LOGIN field"));
     }
     let text = core::str::from_utf8(field).map_err(|_| AuthFailure::Malformed("not UTF-8"))?;
-    Ok(saslprep(text).map_err(|_| AuthFailure::Malformed("LOGIN field fails SASLprep"))?.into_owned())
+    let prepared = saslprep(text).map_err(|_| AuthFailure::Malformed("LOGIN field fails SASLprep"))?;
+    if prepared.is_empty() {
+        // Only characters SASLprep maps to nothing.
+        return Err(AuthFailure::Malformed(what));
+    }
+    Ok(prepared.into_owned())
 }
 
 impl LoginServer {
@@ -270,7 +275,7 @@ mod tests {
     #[test]
     fn malformed_and_out_of_order() {
         let long = [b'a'; 256];
-        for bad in [&b""[..], &long, b"\xff\xfe", b"bell\x07"] {
+        for bad in [&b""[..], &long, b"\xff\xfe", b"bell\x07", "\u{fe00}\u{ad}".as_bytes()] {
             let mut server = login_server();
             assert!(matches!(server.start(Some(bad)), ServerStep::Failure(AuthFailure::Malformed(_))), "{bad:?}");
         }
