@@ -72,6 +72,10 @@ pub struct ClientConfig {
     pub max_auth_rounds: usize,
     /// Most bytes kept while the machine waits for the application (default 64 KiB).
     pub max_buffered: usize,
+    /// Send a client-first mechanism's initial response on the AUTH line when it fits 255
+    /// octets (default `true`, RFC 5034 §4); `false` always waits for the empty challenge,
+    /// for servers that mishandle initial responses.
+    pub send_initial_response: bool,
 }
 
 impl ClientConfig {
@@ -87,6 +91,7 @@ impl ClientConfig {
             max_lines: 100_000,
             max_auth_rounds: 16,
             max_buffered: 64 * 1024,
+            send_initial_response: true,
         }
     }
 }
@@ -768,6 +773,10 @@ impl Client {
         let mut exchange = AuthExchange::new(AuthMethod::Sasl(mechanism.clone()));
         // RFC 5034 §4: the initial response only if the command fits in 255 octets.
         let line = match &initial {
+            Some(initial) if !self.config.send_initial_response => {
+                exchange.pending_initial = Some(initial.clone());
+                Command::Auth { mechanism: Some(name), initial_response: None }.to_bytes()?
+            }
             Some(initial) => {
                 let encoded = encode_initial(initial.expose());
                 match (Command::Auth { mechanism: Some(name), initial_response: Some(&encoded) }).to_bytes() {
