@@ -6,11 +6,14 @@
 //! `rspauth`, which the client checks before it sends its final empty response.
 //!
 //! Character sets (RFC 2831 §2.1.2.1): with `charset=utf-8` the user name, realm and password
-//! travel as UTF-8, but each is hashed as ISO-8859-1 when every one of its characters fits in
-//! ISO-8859-1, and as UTF-8 otherwise (so `pässwörd€` is hashed as UTF-8, `pässwörd` as
-//! ISO-8859-1, as Cyrus SASL and GNU SASL do). Without `charset` the values are ISO-8859-1 on
-//! the wire and hashed as sent; a client whose user name or password does not fit in
-//! ISO-8859-1 then refuses to run. No SASLprep: RFC 2831 does not ask for it.
+//! travel as UTF-8, and each is hashed as ISO-8859-1 when all its characters fit, else as
+//! UTF-8; without `charset` they travel and are hashed as ISO-8859-1, and a client whose
+//! user name or password does not fit refuses to run. Implementations differ here, measured
+//! or read: Cyrus SASL converts user name, realm and password, as this client does; GNU SASL
+//! converts only the password; Dovecot converts nothing. All agree on ASCII and on values
+//! outside ISO-8859-1 (`pässwörd€`). The server, given the password, accepts each of these
+//! forms and answers with the `rspauth` of the one that matched; a stored HA1 fixes one form.
+//! No SASLprep: RFC 2831 does not ask for it.
 //!
 //! Integrity and confidentiality layers (`auth-int`, `auth-conf`) and subsequent
 //! authentication (RFC 2831 §2.2) are not implemented.
@@ -254,11 +257,10 @@ fn parse_maxbuf(value: &[u8]) -> Result<u32, &'static str> {
     }
 }
 
-/// The octets hashed for a user name, realm or password (RFC 2831 §2.1.2.1): with
-/// `charset=utf-8`, ISO-8859-1 when every character fits, else the UTF-8 as sent; without it,
-/// the ISO-8859-1 octets as sent.
-fn hash_form(value: &[u8], utf8: bool) -> Cow<'_, [u8]> {
-    if !utf8 || value.is_ascii() {
+/// RFC 2831 §2.1.2.1's form of a UTF-8 user name, realm or password for hashing: ISO-8859-1
+/// when every character fits, else unchanged (also unchanged when not UTF-8).
+fn latin1_form(value: &[u8]) -> Cow<'_, [u8]> {
+    if value.is_ascii() {
         return Cow::Borrowed(value);
     }
     match core::str::from_utf8(value) {
@@ -416,11 +418,13 @@ impl DigestClient {
             (username, Zeroizing::new(to_latin1(password).ok_or(not_latin1)?))
         };
         let realm = challenge.realms.first();
-        let secret = user_secret(
-            &hash_form(&username, utf8),
-            &hash_form(realm.map(Vec::as_slice).unwrap_or_default(), utf8),
-            &hash_form(&password, utf8),
-        );
+        let realm_value = realm.map(Vec::as_slice).unwrap_or_default();
+        let secret = if utf8 {
+            let password = Zeroizing::new(latin1_form(&password).into_owned());
+            user_secret(&latin1_form(&username), &latin1_form(realm_value), &password)
+        } else {
+            user_secret(&username, realm_value, &password)
+        };
         let input = DigestInput {
             secret: &secret,
             nonce: &challenge.nonce,
@@ -690,22 +694,59 @@ impl DigestServer {
         Ok(())
     }
 
-    fn verify(&mut self, pending: Pending, secret: &[u8; 16]) -> ServerStep {
-        let input = DigestInput {
-            secret,
-            nonce: self.nonce.as_bytes(),
-            cnonce: &pending.cnonce,
-            authzid: pending.authzid.as_deref().map(str::as_bytes),
-            digest_uri: &pending.digest_uri,
-        };
-        if !ct_eq(&input.response(), pending.response.expose()) {
-            return ServerStep::Failure(AuthFailure::Credentials);
+    /// Checks the client's response against each candidate secret (all are computed and
+    /// compared, in constant time) and answers with the `rspauth` of the one that matched.
+    fn verify(&mut self, pending: Pending, secrets: &[Zeroizing<[u8; 16]>]) -> ServerStep {
+        let mut matched = None;
+        for secret in secrets {
+            let input = DigestInput {
+                secret,
+                nonce: self.nonce.as_bytes(),
+                cnonce: &pending.cnonce,
+                authzid: pending.authzid.as_deref().map(str::as_bytes),
+                digest_uri: &pending.digest_uri,
+            };
+            if ct_eq(&input.response(), pending.response.expose()) && matched.is_none() {
+                matched = Some(input.rspauth());
+            }
         }
+        let Some(rspauth) = matched else {
+            return ServerStep::Failure(AuthFailure::Credentials);
+        };
         let mut challenge = b"rspauth=".to_vec();
-        challenge.extend_from_slice(&input.rspauth());
+        challenge.extend_from_slice(&rspauth);
         let authzid = pending.authzid.filter(|a| *a != pending.username);
         self.state = ServerState::WaitingEmpty(Identity { authcid: pending.username, authzid });
         ServerStep::Challenge(challenge)
+    }
+
+    /// The secrets a client knowing `password` may have used: without `charset`, the
+    /// ISO-8859-1 octets; with `charset=utf-8`, each of user name, realm and password as sent
+    /// or in RFC 2831 §2.1.2.1's ISO-8859-1 form (see the module docs), duplicates dropped.
+    fn password_secrets(pending: &Pending, password: &str) -> Vec<Zeroizing<[u8; 16]>> {
+        let (username, realm) = (pending.username_wire.as_slice(), pending.realm_wire.as_slice());
+        if !pending.utf8 {
+            // A password outside ISO-8859-1 cannot have been sent without charset.
+            return to_latin1(password).map(|p| user_secret(username, realm, &Zeroizing::new(p))).into_iter().collect();
+        }
+        let forms = |value: &[u8]| -> Vec<Zeroizing<Vec<u8>>> {
+            let converted = latin1_form(value);
+            let mut forms = alloc::vec![Zeroizing::new(value.to_vec())];
+            if let Cow::Owned(converted) = converted {
+                forms.push(Zeroizing::new(converted));
+            }
+            forms
+        };
+        let (usernames, realms, passwords) = (forms(username), forms(realm), forms(password.as_bytes()));
+        let mut secrets = Vec::new();
+        for username in &usernames {
+            for realm in &realms {
+                for password in &passwords {
+                    secrets.push(user_secret(username, realm, password));
+                }
+            }
+        }
+        secrets
     }
 }
 
@@ -766,24 +807,11 @@ impl ServerMechanism for DigestServer {
                     let Some(password) = password.expose_str() else {
                         return ServerStep::Failure(AuthFailure::Misuse("password is not UTF-8"));
                     };
-                    let password = if pending.utf8 {
-                        Zeroizing::new(hash_form(password.as_bytes(), true).into_owned())
-                    } else {
-                        // A password outside ISO-8859-1 cannot have been sent without charset.
-                        match to_latin1(password) {
-                            Some(latin1) => Zeroizing::new(latin1),
-                            None => return ServerStep::Failure(AuthFailure::Credentials),
-                        }
-                    };
-                    let secret = user_secret(
-                        &hash_form(&pending.username_wire, pending.utf8),
-                        &hash_form(&pending.realm_wire, pending.utf8),
-                        &password,
-                    );
-                    self.verify(*pending, &secret)
+                    let secrets = Self::password_secrets(&pending, password);
+                    self.verify(*pending, &secrets)
                 }
                 CredentialAnswer::DigestHa1(ha1) => match <[u8; 16]>::try_from(ha1.expose()) {
-                    Ok(secret) => self.verify(*pending, &Zeroizing::new(secret)),
+                    Ok(secret) => self.verify(*pending, &[Zeroizing::new(secret)]),
                     Err(_) => ServerStep::Failure(AuthFailure::Misuse("DIGEST-MD5 HA1 must be 16 octets")),
                 },
                 answer => ServerStep::Failure(super::plain::deny(answer)),
@@ -1397,14 +1425,12 @@ cipher=\"rc4-40,rc4-56,rc4,des,3des\",maxbuf=65536,charset=utf-8,algorithm=md5-s
         client.finish(None).unwrap();
     }
 
-    /// ISO-8859-1: with charset=utf-8 a password that fits in Latin-1 is hashed as Latin-1
-    /// (RFC 2831 §2.1.2.1); without charset the user name is sent and hashed as Latin-1.
+    /// Without charset the client sends and hashes ISO-8859-1, and refuses what does not fit.
     #[test]
     fn charset_handling() {
-        assert_eq!(hash_form("pässwörd".as_bytes(), true).as_ref(), b"p\xe4ssw\xf6rd");
-        assert_eq!(hash_form("pässwörd€".as_bytes(), true).as_ref(), "pässwörd€".as_bytes());
-        assert_eq!(hash_form(b"p\xe4ss", false).as_ref(), b"p\xe4ss");
-        assert_eq!(hash_form(b"\xff", true).as_ref(), b"\xff");
+        assert_eq!(latin1_form("pässwörd".as_bytes()).as_ref(), b"p\xe4ssw\xf6rd");
+        assert_eq!(latin1_form("pässwörd€".as_bytes()).as_ref(), "pässwörd€".as_bytes());
+        assert_eq!(latin1_form(b"\xff").as_ref(), b"\xff");
 
         let ctx = ClientContext::new("smtp", "h");
         let mut client = DigestClient::new(&Credentials::password("jürgen", "pässwörd"), &ctx, "c".into()).unwrap();
@@ -1433,6 +1459,44 @@ cipher=\"rc4-40,rc4-56,rc4,des,3des\",maxbuf=65536,charset=utf-8,algorithm=md5-s
             server.answer(CredentialAnswer::Password(Secret::from("pässwörd"))),
             ServerStep::Challenge(_)
         ));
+    }
+
+    /// With charset=utf-8 the client hashes each value as ISO-8859-1 where it fits (RFC 2831
+    /// §2.1.2.1, Cyrus SASL); the server takes that, the UTF-8 as sent (Dovecot) and GNU
+    /// SASL's mix (user name as sent, password converted), each with the matching rspauth.
+    #[test]
+    fn charset_utf8_forms() {
+        let challenge = b"realm=\"r\",nonce=\"n\",charset=utf-8,algorithm=md5-sess";
+        let ctx = ClientContext::new("smtp", "h");
+        let mut client = DigestClient::new(&Credentials::password("jürgen", "pässwörd"), &ctx, "c".into()).unwrap();
+        let response = client.step(challenge).unwrap();
+        assert_eq!(value_of(response.expose(), "username"), "jürgen".as_bytes());
+        let utf8_secret = user_secret("jürgen".as_bytes(), b"r", "pässwörd".as_bytes());
+        let rfc_secret = user_secret(b"j\xfcrgen", b"r", b"p\xe4ssw\xf6rd");
+        let gsasl_secret = user_secret("jürgen".as_bytes(), b"r", b"p\xe4ssw\xf6rd");
+        let input = |secret| DigestInput { secret, nonce: b"n", cnonce: b"c", authzid: None, digest_uri: b"smtp/h" };
+        assert_eq!(value_of(response.expose(), "response"), input(&rfc_secret).response());
+
+        for secret in [&utf8_secret, &rfc_secret, &gsasl_secret] {
+            for password in ["pässwörd", "passwörd"] {
+                let mut server = DigestServer::new(&ServerContext::new("smtp", "h"), "n".into()).unwrap();
+                server.start(None);
+                let response = alloc::format!(
+                    "charset=utf-8,username=\"jürgen\",realm=\"r\",nonce=\"n\",nc=00000001,cnonce=\"c\",\
+                     digest-uri=\"smtp/h\",response={}",
+                    core::str::from_utf8(&input(secret).response()).unwrap()
+                );
+                assert!(matches!(server.step(response.as_bytes()), ServerStep::Ask(_)));
+                let step = server.answer(CredentialAnswer::Password(Secret::from(password)));
+                if password == "pässwörd" {
+                    let mut rspauth = b"rspauth=".to_vec();
+                    rspauth.extend_from_slice(&input(secret).rspauth());
+                    assert_eq!(step, ServerStep::Challenge(rspauth));
+                } else {
+                    assert_eq!(step, ServerStep::Failure(AuthFailure::Credentials));
+                }
+            }
+        }
     }
 
     #[test]
@@ -1482,9 +1546,9 @@ cipher=\"rc4-40,rc4-56,rc4,des,3des\",maxbuf=65536,charset=utf-8,algorithm=md5-s
         let stored = stored.unwrap_or(password);
         let answer = if as_ha1 {
             let secret = user_secret(
-                &hash_form(user.as_bytes(), true),
-                &hash_form(host.as_bytes(), true),
-                &hash_form(stored.as_bytes(), true),
+                &latin1_form(user.as_bytes()),
+                &latin1_form(host.as_bytes()),
+                &latin1_form(stored.as_bytes()),
             );
             CredentialAnswer::DigestHa1(Secret::new(secret.to_vec()))
         } else {
