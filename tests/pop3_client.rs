@@ -1329,6 +1329,12 @@ fn call_for(client: &mut Client, conn: &Connection, index: usize) -> Result<(), 
 }
 
 fn replay(conn: &Connection, setup: &Setup, policy: TlsPolicy) -> (Replayed, Vec<Event>) {
+    replay_split(conn, setup, policy, Split::Whole)
+}
+
+/// Replays with the server bytes of the whole connection (setup included) cut once at `cut`
+/// (counted over all server bytes), or fed byte by byte.
+fn replay_split(conn: &Connection, setup: &Setup, policy: TlsPolicy, split: Split) -> (Replayed, Vec<Event>) {
     let mut config = ClientConfig::new("localhost");
     config.tls = policy;
     config.port = Some(11110);
@@ -1348,12 +1354,29 @@ fn replay(conn: &Connection, setup: &Setup, policy: TlsPolicy) -> (Replayed, Vec
     let mut events = Vec::new();
     let pull = |client: &mut Client, sent: &mut Vec<u8>, events: &mut Vec<Event>| {
         sent.extend(std::iter::from_fn(|| client.poll_transmit()).flatten());
-        events.extend(std::iter::from_fn(|| client.poll_event()));
+        for event in std::iter::from_fn(|| client.poll_event()) {
+            match (event, events.last_mut()) {
+                (Event::MessageData(data), Some(Event::MessageData(previous))) => previous.extend_from_slice(&data),
+                (event, _) => events.push(event),
+            }
+        }
     };
+    let mut fed = 0;
     for (index, item) in items.iter().enumerate() {
         match item {
             Item::S(bytes) => {
-                client.receive(bytes).unwrap_or_else(|e| panic!("{}: {e:?} at {:?}", conn.section, item));
+                let chunks: Vec<&[u8]> = match split {
+                    Split::At { cut, .. } if (fed..fed + bytes.len()).contains(&cut) => {
+                        vec![&bytes[..cut - fed], &bytes[cut - fed..]]
+                    }
+                    Split::Bytewise => bytes.chunks(1).collect(),
+                    _ => vec![bytes],
+                };
+                fed += bytes.len();
+                for chunk in chunks {
+                    client.receive(chunk).unwrap_or_else(|e| panic!("{}: {e:?} at {:?}", conn.section, item));
+                    pull(&mut client, &mut sent, &mut events);
+                }
             }
             Item::Tls => {
                 pull(&mut client, &mut sent, &mut events);
@@ -1421,6 +1444,16 @@ fn dovecot_pop3_transcripts_replay() {
         }
         let policy = if section.starts_with("APOP") { TlsPolicy::Disabled } else { TlsPolicy::Required };
         let (result, events) = replay(conn, &setup, policy);
+        // Split-input invariance on real traffic: one cut at every point, and byte by byte.
+        if result == Replayed::Complete {
+            let total: usize = conn.items.iter().map(|i| if let Item::S(b) = i { b.len() } else { 0 }).sum::<usize>()
+                + if conn.collapsed_setup { setup.greeting.len() + setup.stls_ok.len() } else { 0 };
+            for cut in 0..=total {
+                let split = replay_split(conn, &setup, policy, Split::At { step: 0, cut });
+                assert_eq!(split, (Replayed::Complete, events.clone()), "{section}: cut at {cut}");
+            }
+            assert_eq!(replay_split(conn, &setup, policy, Split::Bytewise), (Replayed::Complete, events.clone()));
+        }
         match (&result, section) {
             (Replayed::Complete, _) => complete += 1,
             // The first connection ends with bare AUTH and STAT before login, which the client
@@ -1475,4 +1508,88 @@ fn dovecot_pop3_mailbox_session_events() {
         events.contains(&Event::Failed { request: Request::Retr(1), reply: err(None, None, "Message is deleted.") })
     );
     assert!(events.contains(&Event::Quit(QuitOutcome::Committed("Logging out.".into()))));
+}
+
+// ---------------------------------------------------------------------------------------------
+// SASL framing details: `=`, server proof, OAuth error challenge
+
+#[test]
+fn field_b06_external_sends_equals_for_an_empty_initial_response() {
+    let mut client = Client::new(config(TlsPolicy::Required));
+    client.receive(GREETING).unwrap();
+    client.receive(CAPA_STLS).unwrap();
+    client.receive(STLS_OK).unwrap();
+    client.tls_established(TlsInfo { client_certificate: true, ..TlsInfo::default() }).unwrap();
+    client.receive(b"+OK\r\nSASL PLAIN EXTERNAL\r\n.\r\n").unwrap();
+    let _ = std::iter::from_fn(|| client.poll_transmit()).count();
+    let creds = Credentials::default();
+    assert_eq!(client.authenticate(&creds, &mut rng()), Ok(AuthMethod::Sasl(Mechanism::External)));
+    assert_eq!(client.poll_transmit().unwrap(), b"AUTH EXTERNAL =\r\n");
+    client.receive(b"+OK Welcome\r\n").unwrap();
+    assert!(client.is_authenticated());
+}
+
+/// SCRAM-SHA-1 for alice as in the Dovecot transcript, up to the client-final message.
+fn scram_until_client_final() -> Client {
+    let mut client = tls_ready(b"+OK\r\nSASL SCRAM-SHA-1\r\n.\r\n");
+    let mut nonce = Scripted(b"7l0lSRkKhRuknITk8npVGeM8".to_vec());
+    client.authenticate(&alice(), &mut nonce).unwrap();
+    assert_eq!(
+        client.poll_transmit().unwrap(),
+        b"AUTH SCRAM-SHA-1 biwsbj1hbGljZSxyPTdsMGxTUmtLaFJ1a25JVGs4bnBWR2VNOA==\r\n"
+    );
+    client.receive(b"+ cj03bDBsU1JrS2hSdWtuSVRrOG5wVkdlTThISCQjQmNOVzAwQzovezpBemZZfjhjMjslVnxFbWF0LmVdR2Y7Y2NtS2MjKzg9XV5RQjEmNlpObV82IlpgR2hDLHM9dVBjejZpTXprZGtOM0ZzelFEM1Mwdz09LGk9NDA5Ng==\r\n").unwrap();
+    assert_eq!(
+        client.poll_transmit().unwrap(),
+        b"Yz1iaXdzLHI9N2wwbFNSa0toUnVrbklUazhucFZHZU04SEgkI0JjTlcwMEM6L3s6QXpmWX44YzI7JVZ8RW1hdC5lXUdmO2NjbUtjIys4PV1eUUIxJjZaTm1fNiJaYEdoQyxwPUNpZ2tJWkNubTY2Q1N2ZzJNV2VBQWNwMUFiRT0=\r\n".to_vec()
+    );
+    client
+}
+
+#[test]
+fn scram_server_signature_checked_before_success() {
+    // The real server proves itself, the client answers the final challenge with an empty line.
+    let mut client = scram_until_client_final();
+    client.receive(b"+ dj1mVGU5UUJQL1FONkhFcTJ3bk9LdThmUERJS2c9\r\n").unwrap();
+    assert_eq!(client.poll_transmit().unwrap(), b"\r\n");
+    client.receive(b"+OK Logged in.\r\n").unwrap();
+    assert!(client.is_authenticated());
+    // A server that skips the proof is not trusted.
+    let mut client = scram_until_client_final();
+    assert!(matches!(client.receive(b"+OK Logged in.\r\n"), Err(Error::ServerNotVerified(_))));
+    assert!(client.is_closed());
+    assert!(!client.is_authenticated());
+    // A wrong proof: the client cancels, the server's -ERR ends the try.
+    let mut client = scram_until_client_final();
+    let forged = mailwire::wire::encode_payload(b"v=AAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    client.receive(format!("+ {forged}\r\n").as_bytes()).unwrap();
+    assert_eq!(client.poll_transmit().unwrap(), b"*\r\n");
+    client.receive(b"-ERR Authentication aborted by client.\r\n").unwrap();
+    let failed = std::iter::from_fn(|| client.poll_event()).find(|e| matches!(e, Event::AuthFailed { .. }));
+    assert!(matches!(failed, Some(Event::AuthFailed { reason: Some(_), .. })), "{failed:?}");
+    assert!(!client.is_closed());
+}
+
+#[test]
+fn oauth_error_challenge_is_answered_and_reported() {
+    let token = Credentials::token("alice", "wrong-secret");
+    // XOAUTH2: the JSON status comes as a challenge, the client answers with an empty line.
+    let mut client = tls_ready(b"+OK\r\nSASL XOAUTH2\r\n.\r\n");
+    assert_eq!(client.authenticate(&token, &mut rng()), Ok(AuthMethod::Sasl(Mechanism::XOAuth2)));
+    let _ = client.poll_transmit();
+    client.receive(b"+ eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJtYWlsIn0=\r\n").unwrap();
+    assert_eq!(client.poll_transmit().unwrap(), b"\r\n");
+    client.receive(b"-ERR [AUTH] Authentication failed.\r\n").unwrap();
+    let failed = client.poll_event().unwrap();
+    let Event::AuthFailed { reply, reason, .. } = failed else { panic!("{failed:?}") };
+    assert_eq!(reply.kind, Some(CodeKind::Auth));
+    assert!(reason.unwrap().contains("401"));
+    // OAUTHBEARER: the answer is a single 0x01 (`AQ==`).
+    let mut client = tls_ready(b"+OK\r\nSASL OAUTHBEARER\r\n.\r\n");
+    client.authenticate(&token, &mut rng()).unwrap();
+    let _ = client.poll_transmit();
+    client.receive(b"+ eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=\r\n").unwrap();
+    assert_eq!(client.poll_transmit().unwrap(), b"AQ==\r\n");
+    client.receive(b"-ERR [AUTH] Authentication failed.\r\n").unwrap();
+    assert!(matches!(client.poll_event(), Some(Event::AuthFailed { reason: Some(_), .. })));
 }
