@@ -88,6 +88,7 @@ fn require_gsasl() {
 /// A `gsasl` child process driven line by line, with a timeout on every read and on exit.
 /// Dropping it kills the child if it still runs.
 struct Peer {
+    timeout: Duration,
     child: Child,
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
@@ -98,13 +99,17 @@ struct Peer {
 impl Peer {
     fn spawn(args: &[&str]) -> Self {
         require_gsasl();
-        let mut child = Command::new("gsasl")
+        Self::spawn_program("gsasl", args, TIMEOUT)
+    }
+
+    fn spawn_program(program: &str, args: &[&str], timeout: Duration) -> Self {
+        let mut child = Command::new(program)
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("gsasl starts");
+            .unwrap_or_else(|e| panic!("{program} does not start: {e}"));
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut stderr = child.stderr.take().expect("stderr is piped");
         let (sender, lines) = channel();
@@ -122,12 +127,13 @@ impl Peer {
             text
         });
         let stdin = child.stdin.take();
-        Self { child, stdin, lines, stderr: Some(stderr), transcript: vec![format!("$ gsasl {}", args.join(" "))] }
+        let transcript = vec![format!("$ {program} {}", args.join(" "))];
+        Self { timeout, child, stdin, lines, stderr: Some(stderr), transcript }
     }
 
     /// The next line the peer wrote, `None` once it closed its output.
     fn read_line(&mut self) -> Option<String> {
-        match self.lines.recv_timeout(TIMEOUT) {
+        match self.lines.recv_timeout(self.timeout) {
             Ok(line) => {
                 self.transcript.push(format!("gsasl: {line:?}"));
                 Some(line)
@@ -135,7 +141,7 @@ impl Peer {
             Err(RecvTimeoutError::Disconnected) => None,
             Err(RecvTimeoutError::Timeout) => {
                 let _ = self.child.kill();
-                panic!("gsasl sent nothing for {TIMEOUT:?}\n{}", self.transcript.join("\n"));
+                panic!("the peer sent nothing for {:?}\n{}", self.timeout, self.transcript.join("\n"));
             }
         }
     }
@@ -150,14 +156,14 @@ impl Peer {
     /// Closes stdin and waits for the exit status; a hung peer is killed and fails the test.
     fn finish(&mut self) -> (i32, String) {
         self.stdin = None;
-        let deadline = Instant::now() + TIMEOUT;
+        let deadline = Instant::now() + self.timeout;
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("wait for gsasl") {
                 break status;
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("gsasl did not exit within {TIMEOUT:?}\n{}", self.transcript.join("\n"));
+                panic!("the peer did not exit within {:?}\n{}", self.timeout, self.transcript.join("\n"));
             }
             thread::sleep(Duration::from_millis(5));
         };
@@ -395,6 +401,23 @@ fn check_our_server(mechanism: Mechanism, users: &Users) {
             assert_ne!(run.client_exit, 0, "{mechanism} {user}: gsasl --client believed a failed server\n{}", run.log);
         }
     }
+}
+
+/// A peer that hangs fails the test within the timeout instead of hanging it.
+#[test]
+#[should_panic(expected = "the peer sent nothing")]
+fn hung_peer_fails_the_test() {
+    let mut peer = Peer::spawn_program("sleep", &["30"], Duration::from_millis(200));
+    peer.read_line();
+}
+
+/// A peer that never exits fails the test within the timeout.
+#[test]
+#[should_panic(expected = "the peer did not exit")]
+fn peer_that_never_exits_fails_the_test() {
+    let mut peer = Peer::spawn_program("sleep", &["30"], Duration::from_millis(200));
+    peer.stdin = None;
+    peer.finish();
 }
 
 #[test]
