@@ -204,7 +204,8 @@ impl Capabilities {
             let text = text.trim_matches([' ', '\t']);
             let (domain, greeting) = text.split_once(' ').unwrap_or((text, ""));
             caps.domain = domain.chars().filter(|c| !c.is_control()).collect();
-            caps.greeting = greeting.trim_start_matches(' ').chars().filter(|c| !c.is_control()).collect();
+            let greeting: String = greeting.chars().filter(|c| !c.is_control()).collect();
+            caps.greeting = String::from(greeting.trim_matches([' ', '\t']));
         }
         for line in lines {
             if let Some(extension) = Extension::parse(line.as_ref()) {
