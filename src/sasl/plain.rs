@@ -107,6 +107,10 @@ fn parse(message: &[u8]) -> Result<(Option<String>, String, Secret), AuthFailure
     }
     let authcid = saslprep(utf8(authcid)?).map_err(|_| AuthFailure::Malformed("authcid fails SASLprep"))?;
     let password = saslprep(utf8(password)?).map_err(|_| AuthFailure::Malformed("password fails SASLprep"))?;
+    if authcid.is_empty() {
+        // SASLprep may map every character to nothing: still an empty authcid (B18).
+        return Err(AuthFailure::Malformed("empty authcid"));
+    }
     let authzid = utf8(authzid)?;
     let authzid = (!authzid.is_empty()).then(|| authzid.to_string());
     Ok((authzid, authcid.into_owned(), Secret::from(password.as_bytes())))
@@ -248,7 +252,7 @@ mod tests {
 
     #[test]
     fn field_b18_empty_authcid_every_shape() {
-        for message in [&b"admin\0\0secret"[..], b"\0\0secret", b"admin\0\0", b"\0\0"] {
+        for message in [&b"admin\0\0secret"[..], b"\0\0secret", b"admin\0\0", b"\0\0", "\0\u{fe00}\0pw".as_bytes()] {
             assert!(matches!(run_server(message), ServerStep::Failure(AuthFailure::Malformed(_))), "{message:?}");
         }
         assert!(matches!(run_server(b"\0user@example.org\0secret"), ServerStep::Ask(_)));
