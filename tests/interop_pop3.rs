@@ -3,7 +3,8 @@
 //! for `odd,user=name` / `pässwörd€`; LIST, UIDL, RETR byte-exact (dot lines, 2000 lines),
 //! TOP, DELE + QUIT. The peer is started by scripts/test.sh (MAILWIRE_DOVECOT_*).
 
-mod support;
+mod interop_support;
+use interop_support as support;
 
 use support::{ALICE, ODD, dovecot_dir, outcome, run};
 
