@@ -929,7 +929,10 @@ fn xtnd_xmit_streams_a_stuffed_message() {
 fn xtnd_xmit_refused_go_ahead_sends_no_body() {
     let mut client = logged_in(CAPA_TLS);
     client.xtnd_xmit().unwrap();
+    assert_eq!(client.xtnd_xmit(), Err(Error::InvalidState("XTND XMIT in progress")));
+    assert_eq!(client.stat(), Err(Error::InvalidState("XTND XMIT in progress")));
     assert_eq!(client.poll_transmit().unwrap(), b"XTND XMIT\r\n");
+    assert_eq!(client.poll_transmit(), None);
     client.receive(b"-ERR Unable to get temporary message file name\r\n").unwrap();
     assert_eq!(
         client.poll_event(),

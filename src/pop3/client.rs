@@ -616,6 +616,10 @@ impl Client {
     /// [`Event::XmitReady`] before sending the message; a refusal is [`Event::XmitRefused`].
     pub fn xtnd_xmit(&mut self) -> Result<(), Error> {
         self.check_transaction()?;
+        if self.in_flight.contains(&Pending::XmitGoAhead) || self.queued.iter().any(|(p, _)| *p == Pending::XmitGoAhead)
+        {
+            return Err(Error::InvalidState("XTND XMIT in progress"));
+        }
         let line = Command::XtndXmit.to_bytes()?;
         self.push_line(Pending::XmitGoAhead, line);
         Ok(())
