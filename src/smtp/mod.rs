@@ -10,3 +10,7 @@ pub mod xtext;
 
 pub use self::command::{Body, Command, Notify, Parameter, Parameters, ParseError, Path, Ret, WriteError};
 pub use self::reply::{EnhancedCode, ParsedLine, Reply, ReplyError, ReplyLine, ReplyParser, ReplyWriteError};
+
+pub mod client;
+
+pub use self::client::{Client, ClientConfig};
