@@ -328,6 +328,58 @@ fn field_b01_bare_334_is_an_empty_challenge() {
 }
 
 #[test]
+fn field_b01_bare_334_to_xoauth2() {
+    let mut config = config(TlsPolicy::Required);
+    config.send_initial_response = false;
+    let mut client = new_client(config);
+    client.receive(GREETING).unwrap();
+    client.receive(EHLO_TLS).unwrap();
+    client.receive(b"220 go\r\n").unwrap();
+    client.tls_established(TlsInfo::default()).unwrap();
+    client.receive(b"250-mail\r\n250 AUTH XOAUTH2\r\n").unwrap();
+    output(&mut client);
+    let token = Credentials::token("user@example.org", "ya29.TOKEN");
+    assert_eq!(client.authenticate(&token), Ok(Mechanism::XOAuth2));
+    assert_eq!(text(&output(&mut client)), "AUTH XOAUTH2\r\n");
+    client.receive(b"334\r\n").unwrap();
+    // field-cases.md B20: the same message Gmail receives over POP3.
+    assert_eq!(text(&output(&mut client)), "dXNlcj11c2VyQGV4YW1wbGUub3JnAWF1dGg9QmVhcmVyIHlhMjkuVE9LRU4BAQ==\r\n");
+    client.receive(b"235 2.7.0 Accepted\r\n").unwrap();
+    assert!(events(&mut client).contains(&Event::Authenticated { mechanism: Mechanism::XOAuth2 }));
+}
+
+#[test]
+fn oauth_error_challenge_answered_before_the_final_code() {
+    // peer-transcripts.md §2: Dovecot's XOAUTH2 and OAUTHBEARER failures.
+    for (mechanism, acknowledgement, json) in [
+        ("XOAUTH2", "", r#"{"status":"401","schemes":"bearer","scope":"mail"}"#),
+        ("OAUTHBEARER", "AQ==", r#"{"status":"invalid_token"}"#),
+    ] {
+        let mut client =
+            auth_client(format!("250-mail\r\n250 AUTH {mechanism}\r\n").as_bytes(), Some(Mechanism::parse(mechanism)));
+        client.authenticate(&Credentials::token("alice", "wrong-secret")).unwrap();
+        assert!(text(&output(&mut client)).starts_with(&format!("AUTH {mechanism} ")));
+        client.receive(format!("334 {}\r\n", mailwire::wire::encode_payload(json.as_bytes())).as_bytes()).unwrap();
+        assert_eq!(text(&output(&mut client)), format!("{acknowledgement}\r\n"));
+        assert_eq!(events(&mut client), vec![], "no outcome before the final code");
+        client.receive(b"535 5.7.8 Authentication failed.\r\n").unwrap();
+        let got = events(&mut client);
+        let [
+            Event::AuthFailed {
+                reason: AuthRejection::InvalidCredentials,
+                server_error: Some(error),
+                cancelled: None,
+                ..
+            },
+        ] = got.as_slice()
+        else {
+            panic!("{got:?}")
+        };
+        assert!(error.contains("status"), "{error}");
+    }
+}
+
+#[test]
 fn field_b02_login_ignores_challenge_text() {
     for (first, second) in [("VXNlciBOYW1lAA==", "UGFzc3dvcmQ6"), ("dXNlcm5hbWU6", "cGFzc3dvcmQ6")] {
         let mut client = ready_after_tls(TlsInfo::default(), b"250-mail\r\n250 AUTH LOGIN\r\n");

@@ -17,6 +17,45 @@
 //! Replies that arrive while no command is outstanding stay buffered (bounded by
 //! [`ClientConfig::max_buffered`]) until the application sends the command they answer, so
 //! events and output do not depend on how the input was split.
+//!
+//! ```
+//! use mailwire::sasl::{Credentials, FixedRandom};
+//! use mailwire::smtp::{Client, ClientConfig, client::Event};
+//! use mailwire::tls::TlsInfo;
+//!
+//! let config = ClientConfig::new("client.example", "mail.example.net");
+//! let mut client = Client::new(config, Box::new(FixedRandom::new(1)));
+//! // What the server sends, read by read (after the third, through TLS).
+//! let reads: [&[u8]; 5] = [
+//!     b"220 mail.example.net ESMTP\r\n",
+//!     b"250-mail.example.net\r\n250 STARTTLS\r\n",
+//!     b"220 2.0.0 Ready\r\n",
+//!     b"250-mail.example.net\r\n250 AUTH PLAIN SCRAM-SHA-256\r\n",
+//!     b"535 5.7.8 Authentication failed\r\n",
+//! ];
+//! let mut sent = Vec::new();
+//! for bytes in reads {
+//!     client.receive(bytes)?;
+//!     while let Some(event) = client.poll_event() {
+//!         match event {
+//!             // Run the TLS handshake on the socket here.
+//!             Event::StartTls => client.tls_established(TlsInfo::default())?,
+//!             Event::Ready(_) => {
+//!                 client.authenticate(&Credentials::password("alice", "wonderland"))?;
+//!             }
+//!             Event::AuthFailed { .. } | Event::Authenticated { .. } => client.quit()?,
+//!             _ => {}
+//!         }
+//!     }
+//!     while let Some(bytes) = client.poll_transmit() {
+//!         sent.extend_from_slice(&bytes);
+//!     }
+//! }
+//! let sent = String::from_utf8(sent).unwrap();
+//! assert!(sent.starts_with("EHLO client.example\r\nSTARTTLS\r\nEHLO client.example\r\nAUTH SCRAM-SHA-256 "));
+//! assert!(sent.ends_with("QUIT\r\n"));
+//! # Ok::<(), mailwire::smtp::client::Error>(())
+//! ```
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
