@@ -760,6 +760,20 @@ fn mail_parameters_and_null_sender() {
 }
 
 #[test]
+fn utf8_addresses_need_smtputf8() {
+    let mut client = ready_plain(b"250-mail\r\n250 PIPELINING\r\n", false);
+    assert!(matches!(client.send_mail("用户@例子.广告", &["b@example.org"]), Err(Error::InvalidState(_))));
+    assert!(matches!(client.send_mail("a@example.org", &["bøb@example.org"]), Err(Error::InvalidState(_))));
+    assert!(output(&mut client).is_empty());
+    let mut client = ready_plain(b"250-mail\r\n250-PIPELINING\r\n250 SMTPUTF8\r\n", false);
+    client.send_mail_with("用户@例子.广告", &[Parameter::Size(10)], &["bøb@example.org"], &[]).unwrap();
+    assert_eq!(
+        text(&output(&mut client)),
+        "MAIL FROM:<用户@例子.广告> SIZE=10 SMTPUTF8\r\nRCPT TO:<bøb@example.org>\r\nDATA\r\n"
+    );
+}
+
+#[test]
 fn greeting_and_hello_refusals() {
     let mut client = new_client(config(TlsPolicy::Disabled));
     assert!(matches!(client.receive(b"554-no\r\n554 go away\r\n"), Err(Error::Rejected(_))));

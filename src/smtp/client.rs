@@ -522,7 +522,8 @@ impl Client {
     /// Starts a mail transaction: MAIL FROM with `mail_params`, one RCPT TO per recipient
     /// with `rcpt_params`, then DATA; all at once when the server offers PIPELINING
     /// (RFC 2920 §3.1). `from` may be empty for the null reverse-path. Nothing is sent when an
-    /// argument holds CR, LF or NUL (field case B16).
+    /// argument holds CR, LF or NUL (field case B16). UTF-8 addresses need a server offering
+    /// SMTPUTF8; the parameter is then added to MAIL (RFC 6531 §3.4).
     pub fn send_mail_with(
         &mut self,
         from: &str,
@@ -533,6 +534,19 @@ impl Client {
         self.check_idle()?;
         if recipients.is_empty() {
             return Err(Error::InvalidState("no recipients"));
+        }
+        // RFC 6531 §3.4: UTF-8 addresses only to a server offering SMTPUTF8, with the parameter.
+        let mut with_utf8 = Vec::new();
+        let mut mail_params = mail_params;
+        if !from.is_ascii() || recipients.iter().any(|r| !r.is_ascii()) {
+            if !self.capabilities.as_ref().is_some_and(|c| c.smtputf8) {
+                return Err(Error::InvalidState("UTF-8 address and the server does not offer SMTPUTF8"));
+            }
+            if !mail_params.contains(&Parameter::SmtpUtf8) {
+                with_utf8.extend_from_slice(mail_params);
+                with_utf8.push(Parameter::SmtpUtf8);
+                mail_params = &with_utf8;
+            }
         }
         let mut commands = VecDeque::with_capacity(recipients.len() + 2);
         let mail = Command::Mail { from: Path::new(from), params: Parameters::from_slice(mail_params) };
