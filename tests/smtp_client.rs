@@ -1152,3 +1152,11 @@ fn split_invariance_of_injection_cases() {
         assert!(output(&mut client).is_empty());
     }
 }
+
+#[test]
+fn client_is_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Client>();
+    assert_send::<Event>();
+    assert_send::<Error>();
+}

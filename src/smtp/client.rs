@@ -73,7 +73,8 @@ use crate::wire::{AUTH_LINE_LIMIT, DotEncoder, LineReader, SMTP_COMMAND_LIMIT, S
 /// fields as needed.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// The name sent with EHLO/HELO (RFC 5321 §4.1.1.1).
+    /// The name sent with EHLO/HELO (RFC 5321 §4.1.1.1): a domain or an address literal. One
+    /// that cannot be sent (empty, spaces, CR/LF) is replaced by `[127.0.0.1]`.
     pub client_domain: String,
     /// The server's host name, for the SASL context (DIGEST-MD5 `digest-uri`, OAUTHBEARER).
     pub server_host: String,
