@@ -340,6 +340,15 @@ impl<'a> Parameters<'a> {
         Ok(Self(Repr::Wire(text)))
     }
 
+    /// The parameter text as it came on a parsed command line (already validated), if the
+    /// parameters were parsed rather than given as a list.
+    pub(crate) fn wire_text(&self) -> Option<&'a str> {
+        match self.0 {
+            Repr::Wire(text) => Some(text),
+            Repr::List(_) => None,
+        }
+    }
+
     /// The parameters, in order.
     pub fn iter(&self) -> impl Iterator<Item = Parameter<'a>> + 'a {
         let (wire, list) = match self.0 {

@@ -14,3 +14,7 @@ pub use self::reply::{EnhancedCode, ParsedLine, Reply, ReplyError, ReplyLine, Re
 pub mod client;
 
 pub use self::client::{Client, ClientConfig};
+
+pub mod server;
+
+pub use self::server::{Server, ServerConfig};
