@@ -230,7 +230,7 @@ pub enum Event {
     /// A login failed; the machine already answered `-ERR`. The session is closed when the
     /// failure limit was reached ([`Server::is_closed`]).
     AuthFailed {
-        /// How it was tried (`None`: a SASL mechanism that was not offered).
+        /// How it was tried.
         method: AuthMethod,
         /// Why.
         reason: AuthFailure,
@@ -464,16 +464,36 @@ impl Server {
     /// nonces and challenges. A host name that cannot go into a timestamp is replaced by
     /// `localhost` there.
     pub fn new(config: ServerConfig, rng: impl Random + Send + 'static) -> Self {
+        Self::build(config, Box::new(rng), None)
+    }
+
+    /// Like [`new`](Self::new), with APOP on and the application's own greeting timestamp
+    /// (RFC 1939 §7 suggests `<process-ID.clock@hostname>`; it must differ for every
+    /// greeting). Used for known-answer tests. Fails with [`Error::InvalidText`] unless
+    /// `timestamp` is exactly one APOP timestamp, brackets included.
+    pub fn with_apop_timestamp(
+        mut config: ServerConfig,
+        rng: impl Random + Send + 'static,
+        timestamp: &str,
+    ) -> Result<Self, Error> {
+        if apop::find_timestamp(timestamp.as_bytes()) != Some(timestamp.as_bytes()) {
+            return Err(Error::InvalidText);
+        }
+        config.apop = true;
+        Ok(Self::build(config, Box::new(rng), Some(String::from(timestamp))))
+    }
+
+    fn build(config: ServerConfig, rng: Box<dyn Random + Send>, timestamp: Option<String>) -> Self {
         let mut server = Self {
             config,
-            rng: Box::new(rng),
+            rng,
             phase: Phase::Authorization,
             mode: Mode::Command,
             reader: LineReader::new(POP3_COMMAND_LIMIT),
             events: VecDeque::new(),
             transmit: VecDeque::new(),
             queued: 0,
-            timestamp: None,
+            timestamp,
             tls: None,
             user: None,
             login: None,
@@ -486,7 +506,7 @@ impl Server {
             incoming: None,
             discarded: 0,
         };
-        if server.config.apop {
+        if server.config.apop && server.timestamp.is_none() {
             let host =
                 if apop::check_host(&server.config.host).is_ok() { server.config.host.as_str() } else { "localhost" };
             server.timestamp = apop::timestamp(server.rng.as_mut(), host).ok();
@@ -565,10 +585,12 @@ impl Server {
     }
 
     /// Feeds bytes from the client. Bad commands are answered with `-ERR` and are not
-    /// errors; only [`Error::BufferFull`] (fatal) and [`Error::Closed`] come back.
+    /// errors; only [`Error::BufferFull`] (fatal) comes back. Once the machine is closed,
+    /// input is ignored: send what is left to send and close the connection.
     pub fn receive(&mut self, data: &[u8]) -> Result<(), Error> {
         if self.phase == Phase::Closed {
-            return if data.is_empty() { Ok(()) } else { Err(Error::Closed) };
+            // Whatever a client pipelines after the end is ignored: hang up.
+            return Ok(());
         }
         if self.phase == Phase::AwaitTls {
             // RFC 2595 §4 / CVE-2011-0411: plaintext after STLS is never read.
@@ -931,12 +953,17 @@ impl Server {
         let mut out = Vec::new();
         let step = incoming.decoder.decode(raw, &mut out);
         if !incoming.too_big {
-            incoming.size = incoming.size.saturating_add(out.len());
-            if incoming.size > self.config.max_xmit_size {
+            // Exactly the first `max_xmit_size` bytes go out, whatever the read boundaries.
+            let room = self.config.max_xmit_size.saturating_sub(incoming.size);
+            let too_big = out.len() > room;
+            out.truncate(room);
+            incoming.size += out.len();
+            if !out.is_empty() {
+                self.events.push_back(Event::XmitData(out));
+            }
+            if too_big {
                 incoming.too_big = true;
                 self.events.push_back(Event::XmitAborted);
-            } else if !out.is_empty() {
-                self.events.push_back(Event::XmitData(out));
             }
         }
         if !step.done {
