@@ -6,6 +6,7 @@ mod capabilities;
 pub mod client;
 mod command;
 mod response;
+pub mod server;
 
 pub use self::capabilities::{
     Capabilities, CapabilityError, Expire, ExpirePolicy, LoginDelay, MAX_ARGS, MAX_MECHANISMS, MAX_OTHER,
@@ -17,3 +18,4 @@ pub use self::response::{
     CodeKind, Continuation, DropListing, MultiLine, MultiLineReader, Response, ResponseCode, ResponseError,
     ScanListing, Status, StatusLine, UidListing, unstuff,
 };
+pub use self::server::{Server, ServerConfig};
