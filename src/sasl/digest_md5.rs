@@ -554,6 +554,7 @@ enum ServerState {
 struct DigestServer {
     service: String,
     host: String,
+    host_aliases: Vec<String>,
     nonce: String,
     state: ServerState,
 }
@@ -605,7 +606,13 @@ impl DigestServer {
         if !identity_is_clean(context.host.as_bytes()) || !identity_is_clean(context.service.as_bytes()) {
             return Err(SaslError::InvalidCredential("CR, LF or NUL in the service or host"));
         }
-        Ok(Self { service: context.service.clone(), host: context.host.clone(), nonce, state: ServerState::Start })
+        Ok(Self {
+            service: context.service.clone(),
+            host: context.host.clone(),
+            host_aliases: context.host_aliases.clone(),
+            nonce,
+            state: ServerState::Start,
+        })
     }
 
     /// The digest-challenge (RFC 2831 §2.1.1).
@@ -679,7 +686,7 @@ impl DigestServer {
     }
 
     /// `digest-uri = serv-type "/" host [ "/" serv-name ]`: the service must be ours and the
-    /// host our name (RFC 2831 §2.1.2, both compared case-insensitively).
+    /// host our name or one of its aliases (RFC 2831 §2.1.2, compared case-insensitively).
     fn check_digest_uri(&self, uri: &[u8]) -> Result<(), &'static str> {
         let mut parts = uri.splitn(3, |&b| b == b'/');
         let (Some(serv_type), Some(host)) = (parts.next(), parts.next()) else {
@@ -688,7 +695,8 @@ impl DigestServer {
         if !serv_type.eq_ignore_ascii_case(self.service.as_bytes()) {
             return Err("digest-uri names another service");
         }
-        if !host.eq_ignore_ascii_case(self.host.as_bytes()) {
+        let ours = |name: &String| host.eq_ignore_ascii_case(name.as_bytes());
+        if !ours(&self.host) && !self.host_aliases.iter().any(ours) {
             return Err("digest-uri names another host");
         }
         Ok(())
@@ -1525,6 +1533,39 @@ cipher=\"rc4-40,rc4-56,rc4,des,3des\",maxbuf=65536,charset=utf-8,algorithm=md5-s
         let client = make_client(&Mechanism::DigestMd5, &Credentials::password("u", "p"), &ctx, &mut rng).unwrap();
         assert_eq!(client.mechanism(), Mechanism::DigestMd5);
         assert!(!alloc::format!("{client:?}").contains("\"p\""));
+    }
+
+    /// A client that knows the server by an address (swaks sends `digest-uri="smtp/127.0.0.1"`)
+    /// is accepted when that address is one of the server's aliases, and refused otherwise.
+    #[test]
+    fn server_accepts_digest_uri_host_aliases_only() {
+        for (aliases, accepted) in [(&[][..], false), (&["127.0.0.1"][..], true), (&["mx.example"][..], false)] {
+            let mut client = make_client(
+                &Mechanism::DigestMd5,
+                &Credentials::password("alice", "wonderland"),
+                &ClientContext::new("smtp", "127.0.0.1"),
+                &mut FixedRandom::new(1),
+            )
+            .unwrap();
+            let mut ctx = ServerContext::new("smtp", "localhost");
+            ctx.host_aliases = aliases.iter().map(|a| String::from(*a)).collect();
+            let mut server = make_server(&Mechanism::DigestMd5, &ctx, &mut FixedRandom::new(2)).unwrap();
+            let ServerStep::Challenge(challenge) = server.start(None) else { panic!("no challenge") };
+            let response = client.step(&challenge).unwrap();
+            let step = server.step(response.expose());
+            if accepted {
+                assert!(
+                    matches!(step, ServerStep::Ask(CredentialRequest::DigestSecret { .. })),
+                    "{aliases:?}: {step:?}"
+                );
+            } else {
+                assert_eq!(
+                    step,
+                    ServerStep::Failure(AuthFailure::Malformed("digest-uri names another host")),
+                    "{aliases:?}"
+                );
+            }
+        }
     }
 
     /// Runs our client against our server; returns whether the client accepted rspauth and

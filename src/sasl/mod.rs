@@ -283,6 +283,9 @@ pub struct ServerContext {
     pub service: String,
     /// The server's host name; also the DIGEST-MD5 realm offered.
     pub host: String,
+    /// Other names clients may know this server by (an address such as `127.0.0.1`, a
+    /// cluster name): DIGEST-MD5 accepts them in `digest-uri` too (RFC 2831 §2.1.2).
+    pub host_aliases: Vec<String>,
     /// Channel binding data of the TLS session, for `-PLUS` mechanisms.
     pub channel_binding: Option<ChannelBinding>,
     /// Whether this server offers `-PLUS` mechanisms (a client's `y` flag is then a downgrade).
@@ -301,6 +304,7 @@ impl ServerContext {
         Self {
             service: service.into(),
             host: host.into(),
+            host_aliases: Vec::new(),
             channel_binding: None,
             offers_plus: false,
             tls_identity: None,
