@@ -118,17 +118,25 @@ fn drive(e: DriveError<Error>) -> Fail {
     }
 }
 
-/// Starts the mail transaction if there is one; `false` when there is nothing to send.
-fn start_mail(client: &mut Client, o: &Options, message: &[u8]) -> Result<bool, Fail> {
+/// Starts the mail transaction if there is one; `false` when there is nothing to send or it
+/// could not start (the reason in `failure`).
+fn start_mail(client: &mut Client, o: &Options, message: &[u8], failure: &mut Option<Fail>) -> bool {
     let Some(from) = o.from.as_deref().filter(|_| !o.to.is_empty()) else {
-        return Ok(false);
+        return false;
     };
     let to: Vec<&str> = o.to.iter().map(String::as_str).collect();
     // RFC 6152 §3: 8-bit content is declared where the server takes it.
     let eight_bit = !message.is_ascii() && client.capabilities().is_some_and(|c| c.eight_bit_mime);
     let params: &[Parameter<'_>] = if eight_bit { &[Parameter::Body(Body::EightBitMime)] } else { &[] };
-    client.send_mail_with(from, params, &to, &[]).map_err(machine)?;
-    Ok(true)
+    match client.send_mail_with(from, params, &to, &[]) {
+        Ok(()) => true,
+        // Nothing was sent (e.g. a UTF-8 address for a server without SMTPUTF8): the session
+        // is still fine for QUIT.
+        Err(e) => {
+            *failure = Some(machine(e));
+            false
+        }
+    }
 }
 
 fn run(o: Options) -> Result<(), Fail> {
@@ -171,11 +179,11 @@ fn run(o: Options) -> Result<(), Fail> {
                     let mechanism = client.authenticate(creds).map_err(machine)?;
                     session.conn.transcript.note(&format!("authenticating with {mechanism}"));
                 }
-                None => done = !start_mail(&mut client, &o, &message)?,
+                None => done = !start_mail(&mut client, &o, &message, &mut failure),
             },
             Event::Authenticated { mechanism } => {
                 session.conn.transcript.note(&format!("authenticated with {mechanism}"));
-                done = !start_mail(&mut client, &o, &message)?;
+                done = !start_mail(&mut client, &o, &message, &mut failure);
             }
             Event::AuthFailed { mechanism, reason, reply, cancelled, server_error } => {
                 let why = server_error.map(|e| format!(" (server said {e})")).unwrap_or_default();

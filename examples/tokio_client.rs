@@ -341,16 +341,24 @@ fn read_message(path: Option<&Path>) -> Result<Vec<u8>, Fail> {
     }
 }
 
-/// Starts the transaction, if there is one to send; `false` when there is not.
-fn start_mail(client: &mut Client, o: &Options, message: &[u8]) -> Result<bool, Fail> {
+/// Starts the transaction, if there is one to send; `false` when there is not or it could
+/// not start (the reason in `failure`).
+fn start_mail(client: &mut Client, o: &Options, message: &[u8], failure: &mut Option<Fail>) -> bool {
     let Some(from) = o.from.as_deref().filter(|_| !o.to.is_empty()) else {
-        return Ok(false);
+        return false;
     };
     let to: Vec<&str> = o.to.iter().map(String::as_str).collect();
     let eight_bit = !message.is_ascii() && client.capabilities().is_some_and(|c| c.eight_bit_mime);
     let params: &[Parameter<'_>] = if eight_bit { &[Parameter::Body(Body::EightBitMime)] } else { &[] };
-    client.send_mail_with(from, params, &to, &[]).map_err(machine)?;
-    Ok(true)
+    match client.send_mail_with(from, params, &to, &[]) {
+        Ok(()) => true,
+        // Nothing was sent (e.g. a UTF-8 address for a server without SMTPUTF8): the session
+        // is still fine for QUIT.
+        Err(e) => {
+            *failure = Some(machine(e));
+            false
+        }
+    }
 }
 
 async fn run(o: Options) -> Result<(), Fail> {
@@ -422,11 +430,11 @@ async fn run(o: Options) -> Result<(), Fail> {
                     let mechanism = client.authenticate(creds).map_err(machine)?;
                     transcript.note(&format!("authenticating with {mechanism}"));
                 }
-                None => done = !start_mail(&mut client, &o, &message)?,
+                None => done = !start_mail(&mut client, &o, &message, &mut failure),
             },
             Event::Authenticated { mechanism } => {
                 transcript.note(&format!("authenticated with {mechanism}"));
-                done = !start_mail(&mut client, &o, &message)?;
+                done = !start_mail(&mut client, &o, &message, &mut failure);
             }
             Event::AuthFailed { mechanism, reply, cancelled, server_error, .. } => {
                 failure = Some(match (cancelled, server_error) {

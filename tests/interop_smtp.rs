@@ -303,6 +303,34 @@ fn smtp_exim_unauthenticated_rcpt_is_exit_6() {
     assert!(stderr.contains("C: QUIT"), "{stderr}");
 }
 
+/// A UTF-8 recipient: Exim offers SMTPUTF8, so MAIL carries the parameter and the message is
+/// delivered; Dovecot submission does not, so nothing is sent, the session ends with QUIT and
+/// the exit code is 6.
+#[test]
+fn smtp_utf8_recipient() {
+    let (file, marker) = message("utf8", "alice@localhost");
+    let file = file.to_str().unwrap();
+    let args = [
+        "--user",
+        ALICE.0,
+        "--password",
+        ALICE.1,
+        "--from",
+        "alice@localhost",
+        "--to",
+        "jürgen@localhost",
+        "--message",
+        file,
+    ];
+    let (code, stderr) = smtp(Peer::Exim, &args);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("C: MAIL FROM:<alice@localhost> BODY=8BITMIME SMTPUTF8"), "{stderr}");
+    assert!(Peer::Exim.find(&marker).contains("jürgen@localhost"));
+    let (code, stderr) = smtp(Peer::Dovecot, &args);
+    assert_eq!(code, 6, "{stderr}");
+    assert!(!stderr.contains("C: MAIL") && stderr.contains("C: QUIT"), "{stderr}");
+}
+
 /// Without TLS a password mechanism in the clear is not chosen, and nothing is sent.
 #[test]
 fn smtp_plaintext_password_without_tls_is_exit_7() {
