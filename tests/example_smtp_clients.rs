@@ -75,10 +75,13 @@ impl Server {
                 },
                 Tls => {
                     let config = tls.clone().expect("a TLS script needs a certificate");
-                    if self.conn.start_tls_server(config).is_err() {
-                        return self.received.push("UNEXPECTED: TLS handshake failed".into());
+                    match self.conn.start_tls_server(config) {
+                        Ok(info) => match info.peer_identity {
+                            Some(id) => self.received.push(format!("TLS client {id}")),
+                            None => self.received.push("TLS".into()),
+                        },
+                        Err(_) => return self.received.push("UNEXPECTED: TLS handshake failed".into()),
                     }
-                    self.received.push("TLS".into());
                 }
                 Body => {
                     let mut body = String::new();
@@ -265,6 +268,41 @@ fn implicit_tls() {
         session("smtp_client", steps, &["--tls", "implicit", "--user", "alice", "--password", "secret"]);
     assert_eq!(code, 4, "{stderr}\n{received:?}");
     assert_eq!(received.first().map(String::as_str), Some("TLS"), "{received:?}");
+}
+
+/// `--cert`/`--key`: the client certificate is presented in the STARTTLS handshake, and
+/// EXTERNAL (RFC 4422 appendix A) is chosen as the strongest mechanism, with an empty authzid.
+#[test]
+fn client_certificate_and_external() {
+    let ca = TestCa::new("scripted server CA").unwrap();
+    let config = tls::server_config(ca.server(&["127.0.0.1"]).unwrap(), Some(std::slice::from_ref(&ca.cert))).unwrap();
+    let (_, chain, key) = ca.client_pem("alice").unwrap();
+    let dir = scratch("external");
+    for (name, text) in [("ca.pem", &ca.pem), ("cert.pem", &chain), ("key.pem", &key)] {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let steps = vec![
+        Send(GREETING),
+        Expect("EHLO "),
+        Send(EHLO_TLS),
+        Expect("STARTTLS"),
+        Send("220 2.0.0 go ahead\r\n"),
+        Tls,
+        Expect("EHLO "),
+        Send("250-fake.example\r\n250 AUTH PLAIN EXTERNAL SCRAM-SHA-256\r\n"),
+        Expect("AUTH EXTERNAL ="),
+        Send("235 2.7.0 ok\r\n"),
+        Expect("QUIT"),
+        Send("221 bye\r\n"),
+    ];
+    let (addr, server) = serve(steps, Some(config));
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let (ca, cert, key) = (path("ca.pem"), path("cert.pem"), path("key.pem"));
+    let args = ["--connect", &addr, "--ca-file", &ca, "--cert", &cert, "--key", &key, "--user", "alice", "-v"];
+    let (code, stderr) = outcome(&run("smtp_client", &args));
+    let received = server.join().unwrap();
+    assert_eq!(code, 0, "{stderr}\n{received:?}");
+    assert!(received.contains(&"TLS client alice".to_string()), "{received:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
