@@ -11,38 +11,25 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use common::tls::{self, ClientTlsOptions};
-use common::{Args, Conn, DriveError, Side, Sink, Transcript};
+use common::cli::{self, ClientOptions, Fail, Session, TlsMode, exit};
+use common::{Args, DriveError};
 use mailwire::pop3::client::{AuthMethod, Client, ClientConfig, Error, Event, QuitOutcome};
-use mailwire::sasl::{Credentials, Mechanism, OsRandom, Secret};
-use mailwire::tls::TlsPolicy;
+use mailwire::sasl::OsRandom;
 
 impl_machine!(Client, Event, Error);
 
-const USAGE: &str = "usage: pop3_client --connect HOST:PORT [options]
-  --tls starttls|opportunistic|implicit|none   STLS required (default), if offered, TLS first, never
-  --ca-file PEM        trust this CA (default: the system bundle)
-  --insecure           do not verify the server certificate
-  --cert PEM --key PEM present a client certificate (for EXTERNAL)
-  --user NAME          log in as NAME
-  --password PW        password (or the MAILWIRE_PASSWORD environment variable)
-  --token TOKEN        OAuth bearer token (XOAUTH2, OAUTHBEARER)
-  --mech NAME          use this SASL mechanism (default: the strongest offered)
+fn usage() -> String {
+    format!(
+        "usage: pop3_client --connect HOST:PORT [options]
+{}
   --apop               log in with APOP
-  --user-pass          log in with USER/PASS
-  --allow-plaintext    permit PLAIN, LOGIN and USER/PASS without TLS
+  --user-pass          log in with USER/PASS (in the clear: TLS or --allow-plaintext)
   --list | --uidl | --retr N [--out FILE] | --top N LINES | --dele N | --xmit FILE
                        what to do once logged in, in the order given
-  -v                   print the transcript to stderr, secrets redacted
-exit: 0 ok, 2 usage, 3 connection/TLS, 4 auth rejected, 5 protocol violation,
-      6 command or message rejected, 7 no acceptable mechanism or TLS unavailable";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TlsMode {
-    StartTls,
-    Opportunistic,
-    Implicit,
-    None,
+{}",
+        cli::COMMON_USAGE,
+        cli::EXIT_USAGE
+    )
 }
 
 #[derive(Debug)]
@@ -56,61 +43,22 @@ enum Action {
 }
 
 struct Options {
-    connect: String,
-    tls: TlsMode,
-    ca_file: Option<PathBuf>,
-    insecure: bool,
-    cert: Option<PathBuf>,
-    key: Option<PathBuf>,
-    user: Option<String>,
-    password: Option<String>,
-    token: Option<String>,
+    client: ClientOptions,
+    /// `--apop` or `--user-pass`; else SASL (`--mech` or the strongest offered).
     method: Option<AuthMethod>,
-    allow_plaintext: bool,
     actions: Vec<Action>,
-    verbose: bool,
 }
 
 fn parse() -> Result<Options, String> {
     let mut args = Args::from_env();
-    let mut o = Options {
-        connect: String::new(),
-        tls: TlsMode::StartTls,
-        ca_file: None,
-        insecure: false,
-        cert: None,
-        key: None,
-        user: None,
-        password: std::env::var("MAILWIRE_PASSWORD").ok(),
-        token: None,
-        method: None,
-        allow_plaintext: false,
-        actions: Vec::new(),
-        verbose: false,
-    };
+    let mut o = Options { client: ClientOptions::default(), method: None, actions: Vec::new() };
     while let Some(opt) = args.next_option() {
+        if o.client.take(&opt, &mut args)? {
+            continue;
+        }
         match opt.as_str() {
-            "--connect" => o.connect = args.value(&opt)?,
-            "--tls" => {
-                o.tls = match args.value(&opt)?.as_str() {
-                    "starttls" | "stls" => TlsMode::StartTls,
-                    "opportunistic" => TlsMode::Opportunistic,
-                    "implicit" => TlsMode::Implicit,
-                    "none" => TlsMode::None,
-                    other => return Err(format!("--tls: unknown mode {other:?}")),
-                }
-            }
-            "--ca-file" => o.ca_file = Some(args.value(&opt)?.into()),
-            "--insecure" => o.insecure = true,
-            "--cert" => o.cert = Some(args.value(&opt)?.into()),
-            "--key" => o.key = Some(args.value(&opt)?.into()),
-            "--user" => o.user = Some(args.value(&opt)?),
-            "--password" => o.password = Some(args.value(&opt)?),
-            "--token" => o.token = Some(args.value(&opt)?),
-            "--mech" => o.method = Some(AuthMethod::Sasl(Mechanism::parse(&args.value(&opt)?))),
             "--apop" => o.method = Some(AuthMethod::Apop),
             "--user-pass" => o.method = Some(AuthMethod::UserPass),
-            "--allow-plaintext" => o.allow_plaintext = true,
             "--list" => o.actions.push(Action::List),
             "--uidl" => o.actions.push(Action::Uidl),
             "--retr" => o.actions.push(Action::Retr(args.parsed(&opt)?, None)),
@@ -124,30 +72,25 @@ fn parse() -> Result<Options, String> {
             }
             "--dele" => o.actions.push(Action::Dele(args.parsed(&opt)?)),
             "--xmit" => o.actions.push(Action::Xmit(args.value(&opt)?.into())),
-            "-v" | "--verbose" => o.verbose = true,
-            "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown option {other:?}")),
         }
     }
-    if o.connect.is_empty() {
-        return Err("--connect HOST:PORT is required".into());
-    }
-    if !o.actions.is_empty() && o.user.is_none() {
+    o.client.check()?;
+    if !o.actions.is_empty() && o.client.user.is_none() {
         return Err("maildrop commands need --user".into());
     }
     Ok(o)
 }
 
-/// How the run ended.
-struct Fail(u8, String);
-
 fn protocol_code(e: &Error) -> u8 {
     match e {
-        Error::StartTlsNotOffered | Error::StartTlsFailed(_) => 7,
-        Error::NoMechanism | Error::NotOffered(_) | Error::InsecureMechanism(_) | Error::NoApopTimestamp => 7,
-        Error::GreetingRejected(_) => 3,
-        Error::Sasl(_) | Error::Write(_) => 2,
-        _ => 5,
+        Error::StartTlsNotOffered | Error::StartTlsFailed(_) => exit::UNAVAILABLE,
+        Error::NoMechanism | Error::NotOffered(_) | Error::InsecureMechanism(_) | Error::NoApopTimestamp => {
+            exit::UNAVAILABLE
+        }
+        Error::GreetingRejected(_) => exit::CONNECTION,
+        Error::Sasl(_) | Error::Write(_) => exit::USAGE,
+        _ => exit::PROTOCOL,
     }
 }
 
@@ -157,43 +100,24 @@ fn machine(e: Error) -> Fail {
 
 fn drive(e: DriveError<Error>) -> Fail {
     match e {
-        DriveError::Io(e) => Fail(3, format!("connection: {e}")),
+        DriveError::Io(e) => Fail(exit::CONNECTION, format!("connection: {e}")),
         DriveError::Machine(e) => machine(e),
     }
 }
 
 fn run(o: Options) -> Result<(), Fail> {
-    let tls_options =
-        ClientTlsOptions::from_files(o.ca_file.as_deref(), o.insecure, o.cert.as_deref(), o.key.as_deref())
-            .map_err(|e| Fail(2, e.to_string()))?;
-    let host = common::host_of(&o.connect).to_string();
-    let tls_config = tls::client_config(&tls_options).map_err(|e| Fail(2, e.to_string()))?;
-    let server_name = tls::server_name(&host).map_err(|e| Fail(2, e.to_string()))?;
-    let sink = if o.verbose { Sink::Stderr } else { Sink::Off };
-    let mut conn = Conn::connect(&o.connect, Transcript::new(sink, Side::Client, ""))
-        .map_err(|e| Fail(3, format!("{}: {e}", o.connect)))?;
-
-    let mut config = ClientConfig::new(host);
-    config.port = o.connect.rsplit_once(':').and_then(|(_, p)| p.parse().ok());
-    config.allow_plaintext = o.allow_plaintext;
-    config.tls = match o.tls {
-        TlsMode::StartTls => TlsPolicy::Required,
-        TlsMode::Opportunistic => TlsPolicy::Opportunistic,
-        TlsMode::Implicit | TlsMode::None => TlsPolicy::Disabled,
-    };
+    let mut session = Session::open(&o.client)?;
+    let mut config = ClientConfig::new(o.client.host());
+    config.port = o.client.port();
+    config.allow_plaintext = o.client.allow_plaintext;
+    config.tls = o.client.tls.policy();
     let mut client = Client::new(config);
-    if o.tls == TlsMode::Implicit {
-        let info =
-            conn.start_tls_client(tls_config.clone(), server_name.clone()).map_err(|e| Fail(3, format!("TLS: {e}")))?;
+    if o.client.tls == TlsMode::Implicit {
+        let info = session.start_tls()?;
         client.tls_established(info).map_err(machine)?;
     }
-
-    let credentials = o.user.as_ref().map(|user| Credentials {
-        authcid: user.clone(),
-        password: o.password.as_ref().map(|p| Secret::from(p.as_str())),
-        token: o.token.as_ref().map(|t| Secret::from(t.as_str())),
-        ..Credentials::default()
-    });
+    let credentials = o.client.credentials();
+    let method = o.method.or(o.client.mech.clone().map(AuthMethod::Sasl));
     let mut actions = o.actions.into_iter();
     let mut current: Option<Action> = None;
     let mut body: Vec<u8> = Vec::new();
@@ -201,18 +125,16 @@ fn run(o: Options) -> Result<(), Fail> {
     let mut rng = OsRandom;
     let mut stdout = std::io::stdout().lock();
 
-    while let Some(event) = conn.next_event(&mut client).map_err(drive)? {
+    while let Some(event) = session.conn.next_event(&mut client).map_err(drive)? {
         let mut next = false;
         match event {
             Event::StartTls => {
-                let info = conn
-                    .start_tls_client(tls_config.clone(), server_name.clone())
-                    .map_err(|e| Fail(3, format!("TLS: {e}")))?;
+                let info = session.start_tls()?;
                 client.tls_established(info).map_err(machine)?;
             }
             Event::Ready { .. } => match &credentials {
                 Some(creds) => {
-                    let started = match &o.method {
+                    let started = match &method {
                         Some(method) => client.authenticate_with(creds, method.clone(), &mut rng),
                         None => client.authenticate(creds, &mut rng).map(|_| ()),
                     };
@@ -221,12 +143,12 @@ fn run(o: Options) -> Result<(), Fail> {
                 None => client.quit().map_err(machine)?,
             },
             Event::Authenticated { method } => {
-                conn.transcript.note(&format!("logged in with {method:?}"));
+                session.conn.transcript.note(&format!("logged in with {method:?}"));
                 next = true;
             }
             Event::AuthFailed { method, reply, reason } => {
                 let why = reason.map(|r| format!(" ({r})")).unwrap_or_default();
-                failure = Some(Fail(4, format!("{method:?} rejected: {}{why}", reply.text)));
+                failure = Some(Fail(exit::AUTH, format!("{method:?} rejected: {}{why}", reply.text)));
                 client.quit().map_err(machine)?;
             }
             Event::Listing(list) => {
@@ -245,9 +167,8 @@ fn run(o: Options) -> Result<(), Fail> {
             Event::MessageData(data) => body.extend_from_slice(&data),
             Event::MessageEnd { .. } => {
                 match &current {
-                    Some(Action::Retr(_, Some(path))) => {
-                        std::fs::write(path, &body).map_err(|e| Fail(2, format!("{}: {e}", path.display())))?
-                    }
+                    Some(Action::Retr(_, Some(path))) => std::fs::write(path, &body)
+                        .map_err(|e| Fail(exit::USAGE, format!("{}: {e}", path.display())))?,
                     _ => {
                         let _ = stdout.write_all(&body);
                     }
@@ -256,24 +177,24 @@ fn run(o: Options) -> Result<(), Fail> {
             }
             Event::Done { .. } => next = true,
             Event::Failed { request, reply } => {
-                failure = Some(Fail(6, format!("{request:?} refused: {}", reply.text)));
+                failure = Some(Fail(exit::REJECTED, format!("{request:?} refused: {}", reply.text)));
                 client.quit().map_err(machine)?;
             }
             Event::XmitReady => {
                 let Some(Action::Xmit(path)) = &current else {
-                    return Err(Fail(5, "XTND XMIT go-ahead nobody asked for".into()));
+                    return Err(Fail(exit::PROTOCOL, "XTND XMIT go-ahead nobody asked for".into()));
                 };
-                let message = std::fs::read(path).map_err(|e| Fail(2, format!("{}: {e}", path.display())))?;
+                let message = std::fs::read(path).map_err(|e| Fail(exit::USAGE, format!("{}: {e}", path.display())))?;
                 client.send_body_chunk(&message).map_err(machine)?;
                 client.finish_body().map_err(machine)?;
             }
             Event::XmitRefused(reply) | Event::XmitDone(Err(reply)) => {
-                failure = Some(Fail(6, format!("XTND XMIT refused: {}", reply.text)));
+                failure = Some(Fail(exit::REJECTED, format!("XTND XMIT refused: {}", reply.text)));
                 client.quit().map_err(machine)?;
             }
             Event::XmitDone(Ok(_)) => next = true,
             Event::Quit(QuitOutcome::Failed(reply)) => {
-                failure.get_or_insert(Fail(6, format!("QUIT: {}", reply.text)));
+                failure.get_or_insert(Fail(exit::REJECTED, format!("QUIT: {}", reply.text)));
             }
             Event::Quit(_) => {}
             _ => {}
@@ -293,30 +214,14 @@ fn run(o: Options) -> Result<(), Fail> {
         }
     }
     let _ = stdout.flush();
-    conn.close();
+    session.conn.close();
     match failure {
         Some(f) => Err(f),
-        None if !client.is_closed() => Err(Fail(5, "the server closed the connection early".into())),
+        None if !client.is_closed() => Err(Fail(exit::PROTOCOL, "the server closed the connection early".into())),
         None => Ok(()),
     }
 }
 
 fn main() -> ExitCode {
-    let options = match parse() {
-        Ok(o) => o,
-        Err(msg) => {
-            if !msg.is_empty() {
-                eprintln!("pop3_client: {msg}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(options) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Fail(code, msg)) => {
-            eprintln!("pop3_client: {msg}");
-            ExitCode::from(code)
-        }
-    }
+    cli::main("pop3_client", &usage(), parse, run)
 }

@@ -10,6 +10,7 @@
 //! bytes injected after the `220`/`+OK`).
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod tls;
 
 use std::fmt;
