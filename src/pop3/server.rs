@@ -929,7 +929,9 @@ impl Server {
                 }
             }
             let sasl = matches!(self.mode, Mode::SaslLine | Mode::SaslFinal);
-            reader.set_limit(if sasl { AUTH_LINE_LIMIT } else { POP3_COMMAND_LIMIT });
+            // Command lines are held to 255 octets in `command`, except AUTH with an initial
+            // response, which the reader lets through up to the SASL line limit.
+            reader.set_limit(AUTH_LINE_LIMIT);
             match reader.next_line() {
                 None => return Ok(()),
                 Some(Err(_)) if sasl => self.sasl_abort(AuthFailure::Malformed("response line too long")),
@@ -981,6 +983,19 @@ impl Server {
     }
 
     fn command(&mut self, line: &[u8]) {
+        if line.len() + 2 > POP3_COMMAND_LIMIT {
+            // RFC 5034 §4 asks clients to keep AUTH within 255 octets, but clients with long
+            // OAuth tokens send the initial response anyway; take it, bounded by the AUTH
+            // line limit. Any other long command is refused (RFC 2449 §4).
+            return match long_auth(line) {
+                Some((mechanism, initial)) if self.phase == Phase::Authorization => {
+                    self.user = None;
+                    self.auth(mechanism, Some(initial));
+                }
+                Some(_) => self.reply_err(None, WRONG_STATE.as_bytes()),
+                None => self.reply_err(None, b"Line too long"),
+            };
+        }
         let command = match Command::parse(line) {
             Ok(command) => command,
             Err(ParseError::Unrecognized) => return self.reply_err(None, b"Unknown command"),
@@ -1225,7 +1240,10 @@ impl Server {
             AuthFailure::Malformed(_) => self.reply_err(None, b"Malformed authentication data"),
             _ => self.reply_err(Some("AUTH"), b"Authentication failed"),
         }
-        let counts = !matches!(reason, AuthFailure::Temporary | AuthFailure::Cancelled | AuthFailure::Misuse(_));
+        let counts = !matches!(
+            reason,
+            AuthFailure::Temporary | AuthFailure::Cancelled | AuthFailure::Misuse(_) | AuthFailure::Unavailable(_)
+        );
         self.events.push_back(Event::AuthFailed { method, reason });
         if counts {
             self.failures += 1;
@@ -1359,6 +1377,20 @@ fn answer_fits(request: &CredentialRequest, answer: &CredentialAnswer) -> bool {
     }
 }
 
+/// `AUTH mechanism initial-response` on a line longer than the command limit.
+fn long_auth(line: &[u8]) -> Option<(&str, &str)> {
+    let line = core::str::from_utf8(line).ok()?;
+    let mut words = line.split(' ').filter(|w| !w.is_empty());
+    let keyword = words.next()?;
+    let mechanism = words.next()?;
+    let initial = words.next()?;
+    let valid = keyword.eq_ignore_ascii_case("AUTH")
+        && words.next().is_none()
+        && mechanism.len() <= super::ARG_LIMIT
+        && line.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
+    valid.then_some((mechanism, initial))
+}
+
 /// Message number of a listing index.
 fn msg_number(index: usize) -> u32 {
     u32::try_from(index).map_or(u32::MAX, |i| i.saturating_add(1))
@@ -1367,4 +1399,116 @@ fn msg_number(index: usize) -> u32 {
 /// Text that can go on a response line.
 fn clean(text: &str) -> bool {
     !text.bytes().any(|b| matches!(b, 0 | b'\r' | b'\n')) && text.len() < 300
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sasl::{FixedRandom, ScramHash};
+    use alloc::vec;
+
+    fn cut(lines: u32, chunks: &[&[u8]]) -> Vec<u8> {
+        let mut top = TopCut::new(lines);
+        let mut out = Vec::new();
+        for chunk in chunks {
+            if top.done {
+                break;
+            }
+            let keep = top.keep(chunk);
+            out.extend_from_slice(chunk.get(..keep).unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn top_cut_counts_header_blank_line_and_body_lines() {
+        let message: &[u8] = b"A: 1\r\nB: 2\r\n\r\nx\r\ny\r\nz\r\n";
+        assert_eq!(cut(0, &[message]), b"A: 1\r\nB: 2\r\n\r\n");
+        assert_eq!(cut(2, &[message]), b"A: 1\r\nB: 2\r\n\r\nx\r\ny\r\n");
+        assert_eq!(cut(7, &[message]), message);
+        // Split inside CRLF and inside the blank line.
+        for at in 0..message.len() {
+            let (a, b) = message.split_at(at);
+            assert_eq!(cut(1, &[a, b]), b"A: 1\r\nB: 2\r\n\r\nx\r\n", "{at}");
+        }
+        // No blank line: all of it is header.
+        assert_eq!(cut(0, &[b"A: 1\r\nB: 2\r\n"]), b"A: 1\r\nB: 2\r\n");
+    }
+
+    #[test]
+    fn answers_must_fit_the_question() {
+        let password = CredentialAnswer::Password(Secret::from("x"));
+        let verify = CredentialRequest::VerifyPassword { authcid: "a".into(), password: Secret::from("x") };
+        assert!(answer_fits(&verify, &CredentialAnswer::Verified));
+        assert!(!answer_fits(&verify, &password));
+        let scram = CredentialRequest::ScramCredentials { authcid: "a".into(), hash: ScramHash::Sha256 };
+        assert!(answer_fits(&scram, &password));
+        assert!(!answer_fits(&scram, &CredentialAnswer::Verified));
+        for any in [CredentialAnswer::Rejected, CredentialAnswer::UnknownUser, CredentialAnswer::TemporaryFailure] {
+            assert!(answer_fits(&verify, &any) && answer_fits(&scram, &any));
+        }
+    }
+
+    #[test]
+    fn long_auth_lines() {
+        let token = "A".repeat(400);
+        let line = alloc::format!("auth XOAUTH2 {token}");
+        assert_eq!(long_auth(line.as_bytes()), Some(("XOAUTH2", token.as_str())));
+        assert_eq!(long_auth(alloc::format!("USER {token}").as_bytes()), None);
+        assert_eq!(long_auth(alloc::format!("AUTH X {token} more").as_bytes()), None);
+        assert_eq!(long_auth(alloc::format!("AUTH X {token}\u{0}").as_bytes()), None);
+    }
+
+    #[test]
+    fn greeting_and_sasl_final_message_as_last_challenge() {
+        let mut config = ServerConfig::new("pop.example.org");
+        config.greeting = String::from("bad\r\ngreeting");
+        let mut server = Server::new(config, FixedRandom::new(1));
+        assert_eq!(server.poll_transmit().unwrap(), b"+OK POP3 server ready\r\n");
+        server.tls_established(TlsInfo::default()).unwrap();
+        // SCRAM-SHA-256 against the sasl client: the server-final goes as `+ ` and the
+        // client's empty line completes the login (RFC 5034 §4).
+        let credentials = crate::sasl::Credentials::password("user", "pencil");
+        let context = crate::sasl::ClientContext::new("pop", "pop.example.org");
+        let mut client =
+            crate::sasl::client(&Mechanism::ScramSha256, &credentials, &context, &mut FixedRandom::new(2)).unwrap();
+        let first = client.initial_response().unwrap().unwrap();
+        let line = alloc::format!("AUTH SCRAM-SHA-256 {}\r\n", encode_payload(first.expose()));
+        server.receive(line.as_bytes()).unwrap();
+        assert!(matches!(
+            server.poll_event(),
+            Some(Event::Credentials(CredentialRequest::ScramCredentials { hash: ScramHash::Sha256, .. }))
+        ));
+        server.answer_credentials(CredentialAnswer::Password(Secret::from("pencil"))).unwrap();
+        let mut challenge = server.poll_transmit().unwrap();
+        for _ in 0..2 {
+            let text = challenge.strip_prefix(b"+ ").unwrap().strip_suffix(b"\r\n").unwrap();
+            let decoded = crate::wire::decode_base64(text).unwrap();
+            let response = client.step(&decoded).unwrap();
+            let mut line = encode_payload(response.expose()).into_bytes();
+            line.extend_from_slice(b"\r\n");
+            server.receive(&line).unwrap();
+            if let Some(next) = server.poll_transmit() {
+                challenge = next;
+            }
+        }
+        client.finish(None).unwrap();
+        assert!(matches!(server.poll_event(), Some(Event::Authenticated { .. })));
+        assert_eq!(server.poll_event(), Some(Event::OpenMaildrop { user: "user".into() }));
+        server.maildrop_opened(vec![]).unwrap();
+        assert_eq!(server.poll_transmit().unwrap(), b"+OK Logged in\r\n");
+        server.receive(b"STAT\r\nCAPA\r\n").unwrap();
+        assert_eq!(server.poll_transmit().unwrap(), b"+OK 0 0\r\n");
+        // After login CAPA lists no login capability.
+        assert_eq!(
+            server.poll_transmit().unwrap(),
+            b"+OK Capability list follows\r\nTOP\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nUIDL\r\n.\r\n"
+        );
+    }
+
+    #[test]
+    fn idle_size() {
+        let size = core::mem::size_of::<Server>();
+        assert!(size <= 2048, "{size}");
+    }
 }
