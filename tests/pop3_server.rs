@@ -58,10 +58,15 @@ enum Step {
 use Step::{App, C, Tls};
 
 #[derive(Clone, Copy)]
-enum Split {
+enum Split<'a> {
     Whole,
-    At { step: usize, cut: usize },
+    At {
+        step: usize,
+        cut: usize,
+    },
     Bytewise,
+    /// Chunks of these sizes, cycling (0 counts as 1).
+    Sizes(&'a [usize]),
 }
 
 fn tls_info() -> TlsInfo {
@@ -80,7 +85,7 @@ fn new_server(config: &ServerConfig) -> Server {
     }
 }
 
-fn run_split(config: &ServerConfig, steps: &[Step], split: Split) -> Trace {
+fn run_split(config: &ServerConfig, steps: &[Step], split: Split<'_>) -> Trace {
     let mut server = new_server(config);
     while server.poll_transmit().is_some() {}
     let mut trace = Trace { out: Vec::new(), events: Vec::new(), errors: Vec::new(), closed: false };
@@ -92,6 +97,19 @@ fn run_split(config: &ServerConfig, steps: &[Step], split: Split) -> Trace {
                     Split::At { step, cut } if step == index => vec![&bytes[..cut], &bytes[cut..]],
                     Split::At { .. } => vec![bytes],
                     Split::Bytewise => bytes.chunks(1).collect(),
+                    Split::Sizes(sizes) => {
+                        let mut chunks = Vec::new();
+                        let mut rest: &[u8] = bytes;
+                        for size in sizes.iter().cycle() {
+                            if rest.is_empty() {
+                                break;
+                            }
+                            let (head, tail) = rest.split_at((*size).clamp(1, rest.len()));
+                            chunks.push(head);
+                            rest = tail;
+                        }
+                        chunks
+                    }
                 };
                 for chunk in chunks {
                     let result = server.receive(chunk);
@@ -964,6 +982,70 @@ proptest! {
     }
 }
 
+fn long_session() -> Vec<Step> {
+    vec![
+        C(b"CAPA\r\nAUTH PLAIN dGVzdAB0ZXN0AHRlc3Q=\r\nSTLS\r\nUSER x\r\n"),
+        Tls,
+        C(b"CAPA\r\nAUTH PLAIN\r\ndGVzdAB0ZXN0AHRlc3Q=\r\nSTAT\r\n"),
+        App(rejected),
+        C(b"USER alice\r\nPASS wonder land\r\nLIST\r\n"),
+        App(verified),
+        App(open),
+        C(b"UIDL\r\nRETR 1\r\nDELE 1\r\n"),
+        App(retr_b23),
+        C(b"TOP 2 0\r\nXTND XMIT\r\n"),
+        App(b24_top),
+        C(b"a\r\n..b\r\n.\r\nXTND XMIT\r\n"),
+        App(|s| s.xmit_accepted()),
+        C(b"0123456789012345678901234567890123456789\r\n0123456789012345678901234567890123456789\r\n.\r\nQUIT\r\n"),
+        App(|s| s.commit_done(true)),
+    ]
+}
+
+fn long_config() -> ServerConfig {
+    let mut config = xmit_config();
+    config.allow_plaintext = false;
+    config
+}
+
+#[test]
+fn long_session_is_split_invariant() {
+    let trace = run(&long_config(), &long_session());
+    let capa_after = "+OK Capability list follows\r\nTOP\r\nUSER\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nUIDL\r\n\
+                      SASL SCRAM-SHA-256-PLUS SCRAM-SHA-256 SCRAM-SHA-1 PLAIN LOGIN ANONYMOUS XOAUTH2 EXTERNAL\r\n.\r\n";
+    let expected = format!(
+        "+OK Capability list follows\r\nTOP\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nUIDL\r\nSTLS\r\n\
+         SASL SCRAM-SHA-256 SCRAM-SHA-1 ANONYMOUS XOAUTH2\r\n.\r\n\
+         -ERR Plaintext authentication disallowed without TLS\r\n+OK Begin TLS negotiation\r\n{capa_after}\
+         + \r\n-ERR [AUTH] Authentication failed\r\n-ERR Command not valid in this state\r\n\
+         +OK\r\n+OK Logged in\r\n+OK 3 messages (325 octets)\r\n1 120\r\n2 200\r\n3 5\r\n.\r\n\
+         +OK\r\n1 uid-one\r\n2 uid-two\r\n3 uid-three\r\n.\r\n\
+         +OK 120 octets\r\nSubject: t\r\n\r\n..hidden\r\n...\r\n.\r\n+OK Message deleted\r\n\
+         +OK\r\nfirst\r\n..\r\n..dot\r\nlast\r\n.\r\n\
+         +OK Start sending message\r\n+OK Message sent\r\n+OK Start sending message\r\n-ERR Message too large\r\n\
+         +OK POP3 server signing off\r\n"
+    );
+    assert_eq!(trace.text(), expected);
+    assert_eq!(trace.events[8], Event::XmitData(b"a\r\n.b\r\n".to_vec()));
+    assert_eq!(
+        trace.events[10],
+        Event::XmitData([&b"0123456789".repeat(4)[..], b"\r\n", &b"0123456789".repeat(2)[..], b"01"].concat())
+    );
+    assert_eq!(trace.events[11], Event::XmitAborted);
+    assert_eq!(trace.events.last(), Some(&Event::Commit { deleted: vec![1] }));
+}
+
+proptest! {
+    /// The long session cut into chunks of random sizes gives the same trace as whole.
+    #[test]
+    fn random_splits_give_the_same_trace(sizes in prop::collection::vec(1usize..40, 1..16)) {
+        let config = long_config();
+        let steps = long_session();
+        let whole = run_split(&config, &steps, Split::Whole);
+        prop_assert_eq!(run_split(&config, &steps, Split::Sizes(&sizes)), whole);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Our client against our server, in memory
 
@@ -979,6 +1061,8 @@ struct Pair {
     user: &'static str,
     password: &'static str,
     token: &'static str,
+    /// Deliver every byte on its own, both ways.
+    bytewise: bool,
 }
 
 impl Pair {
@@ -993,6 +1077,7 @@ impl Pair {
             user: "alice",
             password: "wonderland",
             token: "ya29.token",
+            bytewise: false,
         }
     }
 
@@ -1063,13 +1148,19 @@ impl Pair {
         loop {
             let mut moved = false;
             while let Some(out) = self.client.poll_transmit() {
-                self.server.receive(&out).unwrap();
-                self.server_events();
+                let size = if self.bytewise { 1 } else { out.len().max(1) };
+                for chunk in out.chunks(size) {
+                    self.server.receive(chunk).unwrap();
+                    self.server_events();
+                }
                 moved = true;
             }
             self.server_events();
             while let Some(out) = self.server.poll_transmit() {
-                self.client.receive(&out).unwrap();
+                let size = if self.bytewise { 1 } else { out.len().max(1) };
+                for chunk in out.chunks(size) {
+                    self.client.receive(chunk).unwrap();
+                }
                 moved = true;
             }
             while let Some(event) = self.client.poll_event() {
@@ -1126,12 +1217,20 @@ fn all_mechanisms_config(tls: bool) -> (ClientConfig, ServerConfig) {
     (client, server)
 }
 
-/// Logs in with `method` and runs a whole maildrop session, checking every byte.
+/// Logs in with `method` and runs a whole maildrop session, checking every byte; the same
+/// session delivered byte by byte both ways gives the same server events.
 fn session(method: AuthMethod, tls: bool, plaintext: bool) {
+    let whole = session_with(method.clone(), tls, plaintext, false);
+    let bytewise = session_with(method.clone(), tls, plaintext, true);
+    assert_eq!(whole, bytewise, "{method:?} tls={tls}");
+}
+
+fn session_with(method: AuthMethod, tls: bool, plaintext: bool, bytewise: bool) -> Vec<Event> {
     let (mut client_config, mut server_config) = all_mechanisms_config(tls);
     client_config.allow_plaintext = plaintext;
     server_config.allow_plaintext = plaintext;
     let mut pair = Pair::new(client_config, server_config);
+    pair.bytewise = bytewise;
     pair.pump();
     assert!(pair.client_has(|e| *e == client::Event::Ready { tls }), "{method:?}: {:?}", pair.client_events);
     let mechanism = match &method {
@@ -1186,6 +1285,16 @@ fn session(method: AuthMethod, tls: bool, plaintext: bool) {
     assert!(pair.server_events.contains(&Event::Commit { deleted: vec![1] }));
     assert!(pair.client_has(|e| matches!(e, client::Event::Quit(QuitOutcome::Committed(_)))));
     assert!(pair.server.is_closed() && pair.client.is_closed());
+    let mut events = pair.server_events;
+    // XMIT chunk boundaries follow the input.
+    events.dedup_by(|next, previous| match (next, previous) {
+        (Event::XmitData(next), Event::XmitData(previous)) => {
+            previous.extend_from_slice(next);
+            true
+        }
+        _ => false,
+    });
+    events
 }
 
 #[test]
