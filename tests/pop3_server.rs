@@ -553,6 +553,7 @@ fn rfc3206_response_codes() {
     let temp = |s: &mut Server| s.answer_credentials(CredentialAnswer::TemporaryFailure);
     let locked = |s: &mut Server| s.maildrop_locked();
     let failed = |s: &mut Server| s.maildrop_failed();
+    let delayed = |s: &mut Server| s.maildrop_login_delay();
     let trace = run(
         &plaintext_config(),
         &[
@@ -565,13 +566,30 @@ fn rfc3206_response_codes() {
             App(verified),
             App(failed),
             C(b"STAT\r\n"),
+            C(b"USER a\r\nPASS b\r\n"),
+            App(verified),
+            App(delayed),
         ],
     );
     assert_eq!(
         trace.text(),
         "+OK\r\n-ERR [SYS/TEMP] Temporary authentication failure\r\n\
          +OK\r\n-ERR [IN-USE] Maildrop is locked by another session\r\n\
-         +OK\r\n-ERR [SYS/TEMP] Maildrop unavailable\r\n-ERR Command not valid in this state\r\n"
+         +OK\r\n-ERR [SYS/TEMP] Maildrop unavailable\r\n-ERR Command not valid in this state\r\n\
+         +OK\r\n-ERR [LOGIN-DELAY] Minimum time between logins not yet passed\r\n"
+    );
+    // Every code parses back with its meaning.
+    let kinds: Vec<Option<CodeKind>> = trace
+        .text()
+        .lines()
+        .filter_map(|line| match Response::parse(line.as_bytes()) {
+            Ok(Response::Status(status)) => status.code.map(|code| Some(code.kind())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![Some(CodeKind::SysTemp), Some(CodeKind::InUse), Some(CodeKind::SysTemp), Some(CodeKind::LoginDelay)]
     );
     assert!(!trace.closed);
 }
@@ -758,6 +776,7 @@ fn caller_errors_leave_the_machine_as_it_was() {
     assert_eq!(server.maildrop_opened(vec![MessageInfo::new(1, "")]), Err(Error::InvalidUid(1)));
     server.maildrop_opened(listing()).unwrap();
     assert!(server.is_authenticated());
+    assert_eq!(server.identity(), Some(&Identity { authcid: "a".into(), authzid: None }));
     assert!(Server::with_apop_timestamp(config(), FixedRandom::new(1), "no timestamp").is_err());
 }
 

@@ -12,7 +12,8 @@
 //!   USER/PASS asks [`CredentialRequest::VerifyPassword`];
 //! - the maildrop: [`Event::OpenMaildrop`] is answered with [`Server::maildrop_opened`] (the
 //!   listing, from which STAT, LIST and UIDL are answered), [`Server::maildrop_locked`]
-//!   (`-ERR [IN-USE]`) or [`Server::maildrop_failed`] (`-ERR [SYS/TEMP]`);
+//!   (`-ERR [IN-USE]`), [`Server::maildrop_login_delay`] (`-ERR [LOGIN-DELAY]`) or
+//!   [`Server::maildrop_failed`] (`-ERR [SYS/TEMP]`);
 //! - messages: [`Event::Retrieve`] is answered by streaming the whole message with
 //!   [`Server::message_chunk`] and [`Server::message_end`]. The machine dot-stuffs, turns bare
 //!   CR and LF into CRLF, and for TOP cuts the message itself after the header, the blank line
@@ -23,6 +24,19 @@
 //! - XTND XMIT (off by default): the unstuffed message comes out as [`Event::XmitData`] chunks
 //!   and [`Event::XmitEnd`], answered with [`Server::xmit_accepted`] or
 //!   [`Server::xmit_rejected`].
+//!
+//! Logins: wrong credentials get `-ERR [AUTH]` (RFC 3206 §5), a
+//! [`CredentialAnswer::TemporaryFailure`] gets `-ERR [SYS/TEMP]`; after
+//! [`ServerConfig::max_auth_failures`] failed logins the machine closes. PLAIN, LOGIN and
+//! USER/PASS are neither offered nor accepted before TLS unless
+//! [`ServerConfig::allow_plaintext`]; EXTERNAL needs [`TlsInfo::peer_identity`], `-PLUS`
+//! needs [`TlsInfo::channel_binding`]. SCRAM's server-final message goes out as a last `+ `
+//! challenge, and `+OK` follows the client's empty answer (RFC 5034 §4). Replies never echo
+//! what the client sent.
+//!
+//! POP-before-SMTP: on [`Event::Authenticated`] the application records the peer address,
+//! e.g. `relay_table.record(peer_ip, now, Some(identity.acting_as()))` with
+//! [`crate::relay::RelayTable`], or writes it to whatever store its SMTP servers share.
 //!
 //! While the machine waits for the application it reads no further command; pipelined input
 //! stays buffered (at most [`ServerConfig::max_buffered`] bytes) and is read once the answer
@@ -432,7 +446,7 @@ pub struct Server {
     /// The `USER` name waiting for `PASS`.
     user: Option<String>,
     login: Option<Box<Login>>,
-    /// Who logged in, until the maildrop is open.
+    /// Who logged in.
     identity: Option<Identity>,
     failures: u32,
     /// A command was read (implicit TLS must be reported before).
@@ -552,6 +566,12 @@ impl Server {
     /// Whether the client is logged in with the maildrop open (TRANSACTION state).
     pub fn is_authenticated(&self) -> bool {
         self.phase == Phase::Transaction
+    }
+
+    /// Who logged in, from [`Event::Authenticated`] on (`None` again if the maildrop could
+    /// not be opened).
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity.as_ref()
     }
 
     /// The APOP timestamp of the greeting, brackets included.
@@ -687,7 +707,6 @@ impl Server {
         }
         self.deleted = alloc::vec![false; listing.len()];
         self.maildrop = listing;
-        self.identity = None;
         self.phase = Phase::Transaction;
         self.mode = Mode::Command;
         self.reply_ok(b"Logged in");
@@ -701,6 +720,16 @@ impl Server {
         self.identity = None;
         self.mode = Mode::Command;
         self.reply_err(Some("IN-USE"), b"Maildrop is locked by another session");
+        self.run()
+    }
+
+    /// The user logged in too soon after the last login: `-ERR [LOGIN-DELAY]`
+    /// (RFC 2449 §8.1.2); the session stays in AUTHORIZATION.
+    pub fn maildrop_login_delay(&mut self) -> Result<(), Error> {
+        self.check_mode(Mode::Maildrop)?;
+        self.identity = None;
+        self.mode = Mode::Command;
+        self.reply_err(Some("LOGIN-DELAY"), b"Minimum time between logins not yet passed");
         self.run()
     }
 
