@@ -104,6 +104,7 @@ use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
+use zeroize::Zeroizing;
 
 use super::apop;
 pub use super::client::AuthMethod;
@@ -965,13 +966,14 @@ impl Server {
                 None => return Ok(()),
                 Some(Err(_)) if sasl => self.sasl_abort(AuthFailure::Malformed("response line too long")),
                 Some(Err(_)) => self.reply_err(None, b"Line too long"),
+                // Copies wiped after use: PASS and SASL lines carry secrets.
                 Some(Ok(line)) if sasl => {
-                    let line = line.to_vec();
+                    let line = Zeroizing::new(line.to_vec());
                     self.sasl_line(&line);
                 }
                 Some(Ok(line)) => {
                     self.started = true;
-                    let line = line.to_vec();
+                    let line = Zeroizing::new(line.to_vec());
                     self.command(&line);
                 }
             }
