@@ -758,6 +758,39 @@ fn output_queue_is_bounded() {
 }
 
 #[test]
+fn pipelined_flood_is_held_back_by_the_output_bound() {
+    let mut config = plaintext_config();
+    config.max_output = 4096;
+    let mut server = Server::new(config, FixedRandom::new(1));
+    server.receive(b"USER a\r\nPASS b\r\n").unwrap();
+    server.answer_credentials(CredentialAnswer::Verified).unwrap();
+    let big: Vec<MessageInfo> = (0..1000).map(|i| MessageInfo::new(i, format!("u{i}"))).collect();
+    server.maildrop_opened(big).unwrap();
+    while server.poll_transmit().is_some() {}
+    // 10 000 LISTs of ~9 KB each would be 90 MB of output if all were answered at once.
+    server.receive(&b"LIST\r\n".repeat(10_000)).unwrap();
+    let one_list = 9000;
+    let mut lists = 0;
+    let mut most = 0;
+    loop {
+        most = most.max(server.queued_output());
+        match server.poll_transmit() {
+            Some(out) => lists += out.windows(6).filter(|w| w == b"+OK 10").count(),
+            None => break,
+        }
+    }
+    assert_eq!(lists, 10_000, "every LIST is answered, in turn");
+    assert!(most <= 4096 + one_list, "{most}");
+    // A flood beyond max_buffered while held back is a typed error.
+    let mut server = Server::new(plaintext_config(), FixedRandom::new(1));
+    server.receive(b"USER a\r\nPASS b\r\n").unwrap();
+    server.answer_credentials(CredentialAnswer::Verified).unwrap();
+    server.maildrop_opened(listing()).unwrap();
+    assert_eq!(server.receive(&b"CAPA\r\n".repeat(100_000)), Err(Error::BufferFull));
+    assert!(server.is_closed());
+}
+
+#[test]
 fn caller_errors_leave_the_machine_as_it_was() {
     let mut server = Server::new(plaintext_config(), FixedRandom::new(1));
     assert_eq!(

@@ -152,11 +152,12 @@ pub struct ServerConfig {
     pub max_auth_failures: u32,
     /// Most challenges in one SASL exchange (default 16).
     pub max_auth_rounds: usize,
-    /// Most input bytes kept while the machine waits for the application (default 64 KiB);
-    /// more closes the session with [`Error::BufferFull`].
+    /// Most input bytes kept while the machine waits for the application or for its output
+    /// to be taken (default 64 KiB); more closes the session with [`Error::BufferFull`].
     pub max_buffered: usize,
     /// Output bytes waiting in [`Server::poll_transmit`] above which
-    /// [`Server::message_chunk`] refuses more message data (default 256 KiB).
+    /// [`Server::message_chunk`] refuses more message data and no further command is read
+    /// (default 256 KiB).
     pub max_output: usize,
     /// SCRAM iteration count used when the application answers with a password (default 4096).
     pub scram_iterations: u32,
@@ -547,10 +548,23 @@ impl Server {
     }
 
     /// The next bytes to send to the client.
+    ///
+    /// Commands stop being read while more than [`ServerConfig::max_output`] bytes wait here
+    /// (a pipelined flood of `LIST` must not grow memory); taking output out resumes them,
+    /// so poll events again after draining this.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         let out = self.transmit.pop_front()?;
         self.queued = self.queued.saturating_sub(out.len());
+        if self.queued < self.config.max_output && self.reader.has_pending() && self.reads_commands() {
+            // An error closes the machine, which `is_closed` reports.
+            let _ = self.run();
+        }
         Some(out)
+    }
+
+    /// Bytes waiting in [`poll_transmit`](Self::poll_transmit).
+    pub fn queued_output(&self) -> usize {
+        self.queued
     }
 
     /// Whether the session is over: send what [`poll_transmit`](Self::poll_transmit) still
@@ -841,6 +855,12 @@ impl Server {
     // -----------------------------------------------------------------------------------------
     // Internals
 
+    /// Whether input lines are read now (not waiting for the application or TLS).
+    fn reads_commands(&self) -> bool {
+        matches!(self.phase, Phase::Authorization | Phase::Transaction)
+            && matches!(self.mode, Mode::Command | Mode::SaslLine | Mode::SaslFinal | Mode::XmitBody)
+    }
+
     fn check_mode(&self, mode: Mode) -> Result<(), Error> {
         if self.phase == Phase::Closed {
             return Err(Error::Closed);
@@ -939,6 +959,13 @@ impl Server {
                 return Ok(());
             }
             match self.mode {
+                Mode::Command | Mode::SaslLine | Mode::SaslFinal if self.queued >= self.config.max_output => {
+                    // Back-pressure: read on once the output has been taken.
+                    if reader.pending_len() > self.config.max_buffered {
+                        return Err(Error::BufferFull);
+                    }
+                    return Ok(());
+                }
                 Mode::Command | Mode::SaslLine | Mode::SaslFinal => {}
                 Mode::XmitBody => {
                     if !reader.has_pending() {
