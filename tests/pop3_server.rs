@@ -310,6 +310,28 @@ fn starttls_s8_pop3_plaintext_auth_before_tls() {
     assert!(trace.events.is_empty());
 }
 
+#[test]
+fn plus_and_external_need_what_tls_reported() {
+    // TLS without channel binding data and without a client certificate.
+    let mut server = Server::new(config(), FixedRandom::new(1));
+    server.tls_established(TlsInfo::default()).unwrap();
+    while server.poll_transmit().is_some() {}
+    let caps = server.capabilities();
+    assert!(!caps.sasl.iter().any(|m| m.is_plus() || *m == Mechanism::External), "{caps:?}");
+    assert!(caps.sasl.contains(&Mechanism::Plain) && caps.user && !caps.stls);
+    server.receive(b"AUTH SCRAM-SHA-256-PLUS\r\nAUTH EXTERNAL =\r\n").unwrap();
+    let mut out = Vec::new();
+    while let Some(bytes) = server.poll_transmit() {
+        out.extend_from_slice(&bytes);
+    }
+    assert_eq!(out, b"-ERR Authentication mechanism not available\r\n".repeat(2));
+    // Not counted as failed logins, and no credential question was asked.
+    assert!(!server.is_closed());
+    while let Some(event) = server.poll_event() {
+        assert!(matches!(event, Event::AuthFailed { reason: AuthFailure::Unavailable(_), .. }), "{event:?}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Field cases (field-cases.md) that concern a POP3 server
 
