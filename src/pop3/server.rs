@@ -641,7 +641,7 @@ impl Server {
 
     /// The TLS handshake asked for by [`Event::StartTls`] is done. The session starts
     /// AUTHORIZATION afresh (RFC 2595 §4). For implicit TLS (port 995) call it before any
-    /// byte is received.
+    /// byte is received; the greeting, already queued, then goes out over TLS.
     pub fn tls_established(&mut self, info: TlsInfo) -> Result<(), Error> {
         match self.phase {
             Phase::AwaitTls => {
