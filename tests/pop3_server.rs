@@ -58,10 +58,15 @@ enum Step {
 use Step::{App, C, Tls};
 
 #[derive(Clone, Copy)]
-enum Split {
+enum Split<'a> {
     Whole,
-    At { step: usize, cut: usize },
+    At {
+        step: usize,
+        cut: usize,
+    },
     Bytewise,
+    /// Chunks of these sizes, cycling (0 counts as 1).
+    Sizes(&'a [usize]),
 }
 
 fn tls_info() -> TlsInfo {
@@ -80,7 +85,7 @@ fn new_server(config: &ServerConfig) -> Server {
     }
 }
 
-fn run_split(config: &ServerConfig, steps: &[Step], split: Split) -> Trace {
+fn run_split(config: &ServerConfig, steps: &[Step], split: Split<'_>) -> Trace {
     let mut server = new_server(config);
     while server.poll_transmit().is_some() {}
     let mut trace = Trace { out: Vec::new(), events: Vec::new(), errors: Vec::new(), closed: false };
@@ -92,6 +97,19 @@ fn run_split(config: &ServerConfig, steps: &[Step], split: Split) -> Trace {
                     Split::At { step, cut } if step == index => vec![&bytes[..cut], &bytes[cut..]],
                     Split::At { .. } => vec![bytes],
                     Split::Bytewise => bytes.chunks(1).collect(),
+                    Split::Sizes(sizes) => {
+                        let mut chunks = Vec::new();
+                        let mut rest: &[u8] = bytes;
+                        for size in sizes.iter().cycle() {
+                            if rest.is_empty() {
+                                break;
+                            }
+                            let (head, tail) = rest.split_at((*size).clamp(1, rest.len()));
+                            chunks.push(head);
+                            rest = tail;
+                        }
+                        chunks
+                    }
                 };
                 for chunk in chunks {
                     let result = server.receive(chunk);
@@ -187,13 +205,14 @@ fn open_maildrop(user: &str) -> Event {
 #[test]
 fn starttls_s3_pop3_injected_user_is_never_processed() {
     let trace = run(&config(), &[C(b"STLS\r\nUSER attacker\r\n"), Tls, C(b"PASS secret\r\n"), C(b"CAPA\r\n")]);
-    let text = trace.text();
-    assert!(
-        text.starts_with("+OK Begin TLS negotiation\r\n-ERR USER first\r\n+OK Capability list follows\r\n"),
-        "{text}"
+    // The injected USER produced no reply of its own, no state (PASS finds no user), and no
+    // credential question.
+    assert_eq!(
+        trace.text(),
+        "+OK Begin TLS negotiation\r\n-ERR USER first\r\n\
+         +OK Capability list follows\r\nTOP\r\nUSER\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nUIDL\r\n\
+         SASL SCRAM-SHA-256-PLUS SCRAM-SHA-256 SCRAM-SHA-1 PLAIN LOGIN ANONYMOUS XOAUTH2 EXTERNAL\r\n.\r\n"
     );
-    // The injected USER produced no reply of its own and no credential question.
-    assert_eq!(text.matches("\r\n").count() - text.lines().skip(3).count(), 3);
     assert_eq!(trace.events, vec![Event::StartTls]);
     assert!(trace.errors.is_empty());
 }
@@ -289,6 +308,28 @@ fn starttls_s8_pop3_plaintext_auth_before_tls() {
     );
     // Credentials are never checked.
     assert!(trace.events.is_empty());
+}
+
+#[test]
+fn plus_and_external_need_what_tls_reported() {
+    // TLS without channel binding data and without a client certificate.
+    let mut server = Server::new(config(), FixedRandom::new(1));
+    server.tls_established(TlsInfo::default()).unwrap();
+    while server.poll_transmit().is_some() {}
+    let caps = server.capabilities();
+    assert!(!caps.sasl.iter().any(|m| m.is_plus() || *m == Mechanism::External), "{caps:?}");
+    assert!(caps.sasl.contains(&Mechanism::Plain) && caps.user && !caps.stls);
+    server.receive(b"AUTH SCRAM-SHA-256-PLUS\r\nAUTH EXTERNAL =\r\n").unwrap();
+    let mut out = Vec::new();
+    while let Some(bytes) = server.poll_transmit() {
+        out.extend_from_slice(&bytes);
+    }
+    assert_eq!(out, b"-ERR Authentication mechanism not available\r\n".repeat(2));
+    // Not counted as failed logins, and no credential question was asked.
+    assert!(!server.is_closed());
+    while let Some(event) = server.poll_event() {
+        assert!(matches!(event, Event::AuthFailed { reason: AuthFailure::Unavailable(_), .. }), "{event:?}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -534,6 +575,7 @@ fn rfc3206_response_codes() {
     let temp = |s: &mut Server| s.answer_credentials(CredentialAnswer::TemporaryFailure);
     let locked = |s: &mut Server| s.maildrop_locked();
     let failed = |s: &mut Server| s.maildrop_failed();
+    let delayed = |s: &mut Server| s.maildrop_login_delay();
     let trace = run(
         &plaintext_config(),
         &[
@@ -546,13 +588,30 @@ fn rfc3206_response_codes() {
             App(verified),
             App(failed),
             C(b"STAT\r\n"),
+            C(b"USER a\r\nPASS b\r\n"),
+            App(verified),
+            App(delayed),
         ],
     );
     assert_eq!(
         trace.text(),
         "+OK\r\n-ERR [SYS/TEMP] Temporary authentication failure\r\n\
          +OK\r\n-ERR [IN-USE] Maildrop is locked by another session\r\n\
-         +OK\r\n-ERR [SYS/TEMP] Maildrop unavailable\r\n-ERR Command not valid in this state\r\n"
+         +OK\r\n-ERR [SYS/TEMP] Maildrop unavailable\r\n-ERR Command not valid in this state\r\n\
+         +OK\r\n-ERR [LOGIN-DELAY] Minimum time between logins not yet passed\r\n"
+    );
+    // Every code parses back with its meaning.
+    let kinds: Vec<Option<CodeKind>> = trace
+        .text()
+        .lines()
+        .filter_map(|line| match Response::parse(line.as_bytes()) {
+            Ok(Response::Status(status)) => status.code.map(|code| Some(code.kind())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![Some(CodeKind::SysTemp), Some(CodeKind::InUse), Some(CodeKind::SysTemp), Some(CodeKind::LoginDelay)]
     );
     assert!(!trace.closed);
 }
@@ -721,6 +780,39 @@ fn output_queue_is_bounded() {
 }
 
 #[test]
+fn pipelined_flood_is_held_back_by_the_output_bound() {
+    let mut config = plaintext_config();
+    config.max_output = 4096;
+    let mut server = Server::new(config, FixedRandom::new(1));
+    server.receive(b"USER a\r\nPASS b\r\n").unwrap();
+    server.answer_credentials(CredentialAnswer::Verified).unwrap();
+    let big: Vec<MessageInfo> = (0..1000).map(|i| MessageInfo::new(i, format!("u{i}"))).collect();
+    server.maildrop_opened(big).unwrap();
+    while server.poll_transmit().is_some() {}
+    // 10 000 LISTs of ~9 KB each would be 90 MB of output if all were answered at once.
+    server.receive(&b"LIST\r\n".repeat(10_000)).unwrap();
+    let one_list = 9000;
+    let mut lists = 0;
+    let mut most = 0;
+    loop {
+        most = most.max(server.queued_output());
+        match server.poll_transmit() {
+            Some(out) => lists += out.windows(6).filter(|w| w == b"+OK 10").count(),
+            None => break,
+        }
+    }
+    assert_eq!(lists, 10_000, "every LIST is answered, in turn");
+    assert!(most <= 4096 + one_list, "{most}");
+    // A flood beyond max_buffered while held back is a typed error.
+    let mut server = Server::new(plaintext_config(), FixedRandom::new(1));
+    server.receive(b"USER a\r\nPASS b\r\n").unwrap();
+    server.answer_credentials(CredentialAnswer::Verified).unwrap();
+    server.maildrop_opened(listing()).unwrap();
+    assert_eq!(server.receive(&b"CAPA\r\n".repeat(100_000)), Err(Error::BufferFull));
+    assert!(server.is_closed());
+}
+
+#[test]
 fn caller_errors_leave_the_machine_as_it_was() {
     let mut server = Server::new(plaintext_config(), FixedRandom::new(1));
     assert_eq!(
@@ -739,6 +831,7 @@ fn caller_errors_leave_the_machine_as_it_was() {
     assert_eq!(server.maildrop_opened(vec![MessageInfo::new(1, "")]), Err(Error::InvalidUid(1)));
     server.maildrop_opened(listing()).unwrap();
     assert!(server.is_authenticated());
+    assert_eq!(server.identity(), Some(&Identity { authcid: "a".into(), authzid: None }));
     assert!(Server::with_apop_timestamp(config(), FixedRandom::new(1), "no timestamp").is_err());
 }
 
@@ -866,6 +959,21 @@ fn auth_response_lines_may_be_long_but_bounded() {
     line.extend_from_slice(b"\r\n");
     server.receive(&line).unwrap();
     assert!(matches!(server.poll_event(), Some(Event::Credentials(CredentialRequest::VerifyToken { .. }))));
+    // An initial response that makes the AUTH line longer than 255 octets is taken too
+    // (clients with long OAuth tokens send it anyway)...
+    let mut server = Server::new(config(), FixedRandom::new(1));
+    server.tls_established(tls_info()).unwrap();
+    server.receive(format!("AUTH XOAUTH2 {}\r\n", base64_encode(message.as_bytes())).as_bytes()).unwrap();
+    assert_eq!(
+        server.poll_event(),
+        Some(Event::Credentials(CredentialRequest::VerifyToken { user: "alice".into(), token: Secret::from(token) }))
+    );
+    // ...but only in AUTHORIZATION, and no other command may be that long.
+    server.answer_credentials(CredentialAnswer::Verified).unwrap();
+    server.maildrop_opened(listing()).unwrap();
+    while server.poll_transmit().is_some() {}
+    server.receive(format!("AUTH XOAUTH2 {}\r\n", base64_encode(message.as_bytes())).as_bytes()).unwrap();
+    assert_eq!(server.poll_transmit().unwrap(), b"-ERR Command not valid in this state\r\n");
     // ...but not beyond 12288.
     let mut server = Server::new(config(), FixedRandom::new(1));
     server.tls_established(tls_info()).unwrap();
@@ -948,6 +1056,70 @@ proptest! {
     }
 }
 
+fn long_session() -> Vec<Step> {
+    vec![
+        C(b"CAPA\r\nAUTH PLAIN dGVzdAB0ZXN0AHRlc3Q=\r\nSTLS\r\nUSER x\r\n"),
+        Tls,
+        C(b"CAPA\r\nAUTH PLAIN\r\ndGVzdAB0ZXN0AHRlc3Q=\r\nSTAT\r\n"),
+        App(rejected),
+        C(b"USER alice\r\nPASS wonder land\r\nLIST\r\n"),
+        App(verified),
+        App(open),
+        C(b"UIDL\r\nRETR 1\r\nDELE 1\r\n"),
+        App(retr_b23),
+        C(b"TOP 2 0\r\nXTND XMIT\r\n"),
+        App(b24_top),
+        C(b"a\r\n..b\r\n.\r\nXTND XMIT\r\n"),
+        App(|s| s.xmit_accepted()),
+        C(b"0123456789012345678901234567890123456789\r\n0123456789012345678901234567890123456789\r\n.\r\nQUIT\r\n"),
+        App(|s| s.commit_done(true)),
+    ]
+}
+
+fn long_config() -> ServerConfig {
+    let mut config = xmit_config();
+    config.allow_plaintext = false;
+    config
+}
+
+#[test]
+fn long_session_is_split_invariant() {
+    let trace = run(&long_config(), &long_session());
+    let capa_after = "+OK Capability list follows\r\nTOP\r\nUSER\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nUIDL\r\n\
+                      SASL SCRAM-SHA-256-PLUS SCRAM-SHA-256 SCRAM-SHA-1 PLAIN LOGIN ANONYMOUS XOAUTH2 EXTERNAL\r\n.\r\n";
+    let expected = format!(
+        "+OK Capability list follows\r\nTOP\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nUIDL\r\nSTLS\r\n\
+         SASL SCRAM-SHA-256 SCRAM-SHA-1 ANONYMOUS XOAUTH2\r\n.\r\n\
+         -ERR Plaintext authentication disallowed without TLS\r\n+OK Begin TLS negotiation\r\n{capa_after}\
+         + \r\n-ERR [AUTH] Authentication failed\r\n-ERR Command not valid in this state\r\n\
+         +OK\r\n+OK Logged in\r\n+OK 3 messages (325 octets)\r\n1 120\r\n2 200\r\n3 5\r\n.\r\n\
+         +OK\r\n1 uid-one\r\n2 uid-two\r\n3 uid-three\r\n.\r\n\
+         +OK 120 octets\r\nSubject: t\r\n\r\n..hidden\r\n...\r\n.\r\n+OK Message deleted\r\n\
+         +OK\r\nfirst\r\n..\r\n..dot\r\nlast\r\n.\r\n\
+         +OK Start sending message\r\n+OK Message sent\r\n+OK Start sending message\r\n-ERR Message too large\r\n\
+         +OK POP3 server signing off\r\n"
+    );
+    assert_eq!(trace.text(), expected);
+    assert_eq!(trace.events[8], Event::XmitData(b"a\r\n.b\r\n".to_vec()));
+    assert_eq!(
+        trace.events[10],
+        Event::XmitData([&b"0123456789".repeat(4)[..], b"\r\n", &b"0123456789".repeat(2)[..], b"01"].concat())
+    );
+    assert_eq!(trace.events[11], Event::XmitAborted);
+    assert_eq!(trace.events.last(), Some(&Event::Commit { deleted: vec![1] }));
+}
+
+proptest! {
+    /// The long session cut into chunks of random sizes gives the same trace as whole.
+    #[test]
+    fn random_splits_give_the_same_trace(sizes in prop::collection::vec(1usize..40, 1..16)) {
+        let config = long_config();
+        let steps = long_session();
+        let whole = run_split(&config, &steps, Split::Whole);
+        prop_assert_eq!(run_split(&config, &steps, Split::Sizes(&sizes)), whole);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Our client against our server, in memory
 
@@ -963,6 +1135,8 @@ struct Pair {
     user: &'static str,
     password: &'static str,
     token: &'static str,
+    /// Deliver every byte on its own, both ways.
+    bytewise: bool,
 }
 
 impl Pair {
@@ -977,6 +1151,7 @@ impl Pair {
             user: "alice",
             password: "wonderland",
             token: "ya29.token",
+            bytewise: false,
         }
     }
 
@@ -1047,13 +1222,19 @@ impl Pair {
         loop {
             let mut moved = false;
             while let Some(out) = self.client.poll_transmit() {
-                self.server.receive(&out).unwrap();
-                self.server_events();
+                let size = if self.bytewise { 1 } else { out.len().max(1) };
+                for chunk in out.chunks(size) {
+                    self.server.receive(chunk).unwrap();
+                    self.server_events();
+                }
                 moved = true;
             }
             self.server_events();
             while let Some(out) = self.server.poll_transmit() {
-                self.client.receive(&out).unwrap();
+                let size = if self.bytewise { 1 } else { out.len().max(1) };
+                for chunk in out.chunks(size) {
+                    self.client.receive(chunk).unwrap();
+                }
                 moved = true;
             }
             while let Some(event) = self.client.poll_event() {
@@ -1110,12 +1291,20 @@ fn all_mechanisms_config(tls: bool) -> (ClientConfig, ServerConfig) {
     (client, server)
 }
 
-/// Logs in with `method` and runs a whole maildrop session, checking every byte.
+/// Logs in with `method` and runs a whole maildrop session, checking every byte; the same
+/// session delivered byte by byte both ways gives the same server events.
 fn session(method: AuthMethod, tls: bool, plaintext: bool) {
+    let whole = session_with(method.clone(), tls, plaintext, false);
+    let bytewise = session_with(method.clone(), tls, plaintext, true);
+    assert_eq!(whole, bytewise, "{method:?} tls={tls}");
+}
+
+fn session_with(method: AuthMethod, tls: bool, plaintext: bool, bytewise: bool) -> Vec<Event> {
     let (mut client_config, mut server_config) = all_mechanisms_config(tls);
     client_config.allow_plaintext = plaintext;
     server_config.allow_plaintext = plaintext;
     let mut pair = Pair::new(client_config, server_config);
+    pair.bytewise = bytewise;
     pair.pump();
     assert!(pair.client_has(|e| *e == client::Event::Ready { tls }), "{method:?}: {:?}", pair.client_events);
     let mechanism = match &method {
@@ -1170,6 +1359,16 @@ fn session(method: AuthMethod, tls: bool, plaintext: bool) {
     assert!(pair.server_events.contains(&Event::Commit { deleted: vec![1] }));
     assert!(pair.client_has(|e| matches!(e, client::Event::Quit(QuitOutcome::Committed(_)))));
     assert!(pair.server.is_closed() && pair.client.is_closed());
+    let mut events = pair.server_events;
+    // XMIT chunk boundaries follow the input.
+    events.dedup_by(|next, previous| match (next, previous) {
+        (Event::XmitData(next), Event::XmitData(previous)) => {
+            previous.extend_from_slice(next);
+            true
+        }
+        _ => false,
+    });
+    events
 }
 
 #[test]

@@ -12,7 +12,8 @@
 //!   USER/PASS asks [`CredentialRequest::VerifyPassword`];
 //! - the maildrop: [`Event::OpenMaildrop`] is answered with [`Server::maildrop_opened`] (the
 //!   listing, from which STAT, LIST and UIDL are answered), [`Server::maildrop_locked`]
-//!   (`-ERR [IN-USE]`) or [`Server::maildrop_failed`] (`-ERR [SYS/TEMP]`);
+//!   (`-ERR [IN-USE]`), [`Server::maildrop_login_delay`] (`-ERR [LOGIN-DELAY]`) or
+//!   [`Server::maildrop_failed`] (`-ERR [SYS/TEMP]`);
 //! - messages: [`Event::Retrieve`] is answered by streaming the whole message with
 //!   [`Server::message_chunk`] and [`Server::message_end`]. The machine dot-stuffs, turns bare
 //!   CR and LF into CRLF, and for TOP cuts the message itself after the header, the blank line
@@ -23,6 +24,19 @@
 //! - XTND XMIT (off by default): the unstuffed message comes out as [`Event::XmitData`] chunks
 //!   and [`Event::XmitEnd`], answered with [`Server::xmit_accepted`] or
 //!   [`Server::xmit_rejected`].
+//!
+//! Logins: wrong credentials get `-ERR [AUTH]` (RFC 3206 §5), a
+//! [`CredentialAnswer::TemporaryFailure`] gets `-ERR [SYS/TEMP]`; after
+//! [`ServerConfig::max_auth_failures`] failed logins the machine closes. PLAIN, LOGIN and
+//! USER/PASS are neither offered nor accepted before TLS unless
+//! [`ServerConfig::allow_plaintext`]; EXTERNAL needs [`TlsInfo::peer_identity`], `-PLUS`
+//! needs [`TlsInfo::channel_binding`]. SCRAM's server-final message goes out as a last `+ `
+//! challenge, and `+OK` follows the client's empty answer (RFC 5034 §4). Replies never echo
+//! what the client sent.
+//!
+//! POP-before-SMTP: on [`Event::Authenticated`] the application records the peer address,
+//! e.g. `relay_table.record(peer_ip, now, Some(identity.acting_as()))` with
+//! [`crate::relay::RelayTable`], or writes it to whatever store its SMTP servers share.
 //!
 //! While the machine waits for the application it reads no further command; pipelined input
 //! stays buffered (at most [`ServerConfig::max_buffered`] bytes) and is read once the answer
@@ -90,6 +104,7 @@ use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
+use zeroize::Zeroizing;
 
 use super::apop;
 pub use super::client::AuthMethod;
@@ -137,11 +152,12 @@ pub struct ServerConfig {
     pub max_auth_failures: u32,
     /// Most challenges in one SASL exchange (default 16).
     pub max_auth_rounds: usize,
-    /// Most input bytes kept while the machine waits for the application (default 64 KiB);
-    /// more closes the session with [`Error::BufferFull`].
+    /// Most input bytes kept while the machine waits for the application or for its output
+    /// to be taken (default 64 KiB); more closes the session with [`Error::BufferFull`].
     pub max_buffered: usize,
     /// Output bytes waiting in [`Server::poll_transmit`] above which
-    /// [`Server::message_chunk`] refuses more message data (default 256 KiB).
+    /// [`Server::message_chunk`] refuses more message data and no further command is read
+    /// (default 256 KiB).
     pub max_output: usize,
     /// SCRAM iteration count used when the application answers with a password (default 4096).
     pub scram_iterations: u32,
@@ -432,7 +448,7 @@ pub struct Server {
     /// The `USER` name waiting for `PASS`.
     user: Option<String>,
     login: Option<Box<Login>>,
-    /// Who logged in, until the maildrop is open.
+    /// Who logged in.
     identity: Option<Identity>,
     failures: u32,
     /// A command was read (implicit TLS must be reported before).
@@ -532,10 +548,23 @@ impl Server {
     }
 
     /// The next bytes to send to the client.
+    ///
+    /// Commands stop being read while more than [`ServerConfig::max_output`] bytes wait here
+    /// (a pipelined flood of `LIST` must not grow memory); taking output out resumes them,
+    /// so poll events again after draining this.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         let out = self.transmit.pop_front()?;
         self.queued = self.queued.saturating_sub(out.len());
+        if self.queued < self.config.max_output && self.reader.has_pending() && self.reads_commands() {
+            // An error closes the machine, which `is_closed` reports.
+            let _ = self.run();
+        }
         Some(out)
+    }
+
+    /// Bytes waiting in [`poll_transmit`](Self::poll_transmit).
+    pub fn queued_output(&self) -> usize {
+        self.queued
     }
 
     /// Whether the session is over: send what [`poll_transmit`](Self::poll_transmit) still
@@ -552,6 +581,12 @@ impl Server {
     /// Whether the client is logged in with the maildrop open (TRANSACTION state).
     pub fn is_authenticated(&self) -> bool {
         self.phase == Phase::Transaction
+    }
+
+    /// Who logged in, from [`Event::Authenticated`] on (`None` again if the maildrop could
+    /// not be opened).
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity.as_ref()
     }
 
     /// The APOP timestamp of the greeting, brackets included.
@@ -606,7 +641,7 @@ impl Server {
 
     /// The TLS handshake asked for by [`Event::StartTls`] is done. The session starts
     /// AUTHORIZATION afresh (RFC 2595 §4). For implicit TLS (port 995) call it before any
-    /// byte is received.
+    /// byte is received; the greeting, already queued, then goes out over TLS.
     pub fn tls_established(&mut self, info: TlsInfo) -> Result<(), Error> {
         match self.phase {
             Phase::AwaitTls => {
@@ -687,7 +722,6 @@ impl Server {
         }
         self.deleted = alloc::vec![false; listing.len()];
         self.maildrop = listing;
-        self.identity = None;
         self.phase = Phase::Transaction;
         self.mode = Mode::Command;
         self.reply_ok(b"Logged in");
@@ -701,6 +735,16 @@ impl Server {
         self.identity = None;
         self.mode = Mode::Command;
         self.reply_err(Some("IN-USE"), b"Maildrop is locked by another session");
+        self.run()
+    }
+
+    /// The user logged in too soon after the last login: `-ERR [LOGIN-DELAY]`
+    /// (RFC 2449 §8.1.2); the session stays in AUTHORIZATION.
+    pub fn maildrop_login_delay(&mut self) -> Result<(), Error> {
+        self.check_mode(Mode::Maildrop)?;
+        self.identity = None;
+        self.mode = Mode::Command;
+        self.reply_err(Some("LOGIN-DELAY"), b"Minimum time between logins not yet passed");
         self.run()
     }
 
@@ -811,6 +855,12 @@ impl Server {
     // -----------------------------------------------------------------------------------------
     // Internals
 
+    /// Whether input lines are read now (not waiting for the application or TLS).
+    fn reads_commands(&self) -> bool {
+        matches!(self.phase, Phase::Authorization | Phase::Transaction)
+            && matches!(self.mode, Mode::Command | Mode::SaslLine | Mode::SaslFinal | Mode::XmitBody)
+    }
+
     fn check_mode(&self, mode: Mode) -> Result<(), Error> {
         if self.phase == Phase::Closed {
             return Err(Error::Closed);
@@ -909,6 +959,13 @@ impl Server {
                 return Ok(());
             }
             match self.mode {
+                Mode::Command | Mode::SaslLine | Mode::SaslFinal if self.queued >= self.config.max_output => {
+                    // Back-pressure: read on once the output has been taken.
+                    if reader.pending_len() > self.config.max_buffered {
+                        return Err(Error::BufferFull);
+                    }
+                    return Ok(());
+                }
                 Mode::Command | Mode::SaslLine | Mode::SaslFinal => {}
                 Mode::XmitBody => {
                     if !reader.has_pending() {
@@ -929,18 +986,21 @@ impl Server {
                 }
             }
             let sasl = matches!(self.mode, Mode::SaslLine | Mode::SaslFinal);
-            reader.set_limit(if sasl { AUTH_LINE_LIMIT } else { POP3_COMMAND_LIMIT });
+            // Command lines are held to 255 octets in `command`, except AUTH with an initial
+            // response, which the reader lets through up to the SASL line limit.
+            reader.set_limit(AUTH_LINE_LIMIT);
             match reader.next_line() {
                 None => return Ok(()),
                 Some(Err(_)) if sasl => self.sasl_abort(AuthFailure::Malformed("response line too long")),
                 Some(Err(_)) => self.reply_err(None, b"Line too long"),
+                // Copies wiped after use: PASS and SASL lines carry secrets.
                 Some(Ok(line)) if sasl => {
-                    let line = line.to_vec();
+                    let line = Zeroizing::new(line.to_vec());
                     self.sasl_line(&line);
                 }
                 Some(Ok(line)) => {
                     self.started = true;
-                    let line = line.to_vec();
+                    let line = Zeroizing::new(line.to_vec());
                     self.command(&line);
                 }
             }
@@ -981,6 +1041,19 @@ impl Server {
     }
 
     fn command(&mut self, line: &[u8]) {
+        if line.len() + 2 > POP3_COMMAND_LIMIT {
+            // RFC 5034 §4 asks clients to keep AUTH within 255 octets, but clients with long
+            // OAuth tokens send the initial response anyway; take it, bounded by the AUTH
+            // line limit. Any other long command is refused (RFC 2449 §4).
+            return match long_auth(line) {
+                Some((mechanism, initial)) if self.phase == Phase::Authorization => {
+                    self.user = None;
+                    self.auth(mechanism, Some(initial));
+                }
+                Some(_) => self.reply_err(None, WRONG_STATE.as_bytes()),
+                None => self.reply_err(None, b"Line too long"),
+            };
+        }
         let command = match Command::parse(line) {
             Ok(command) => command,
             Err(ParseError::Unrecognized) => return self.reply_err(None, b"Unknown command"),
@@ -1225,7 +1298,10 @@ impl Server {
             AuthFailure::Malformed(_) => self.reply_err(None, b"Malformed authentication data"),
             _ => self.reply_err(Some("AUTH"), b"Authentication failed"),
         }
-        let counts = !matches!(reason, AuthFailure::Temporary | AuthFailure::Cancelled | AuthFailure::Misuse(_));
+        let counts = !matches!(
+            reason,
+            AuthFailure::Temporary | AuthFailure::Cancelled | AuthFailure::Misuse(_) | AuthFailure::Unavailable(_)
+        );
         self.events.push_back(Event::AuthFailed { method, reason });
         if counts {
             self.failures += 1;
@@ -1359,6 +1435,20 @@ fn answer_fits(request: &CredentialRequest, answer: &CredentialAnswer) -> bool {
     }
 }
 
+/// `AUTH mechanism initial-response` on a line longer than the command limit.
+fn long_auth(line: &[u8]) -> Option<(&str, &str)> {
+    let line = core::str::from_utf8(line).ok()?;
+    let mut words = line.split(' ').filter(|w| !w.is_empty());
+    let keyword = words.next()?;
+    let mechanism = words.next()?;
+    let initial = words.next()?;
+    let valid = keyword.eq_ignore_ascii_case("AUTH")
+        && words.next().is_none()
+        && mechanism.len() <= super::ARG_LIMIT
+        && line.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
+    valid.then_some((mechanism, initial))
+}
+
 /// Message number of a listing index.
 fn msg_number(index: usize) -> u32 {
     u32::try_from(index).map_or(u32::MAX, |i| i.saturating_add(1))
@@ -1367,4 +1457,116 @@ fn msg_number(index: usize) -> u32 {
 /// Text that can go on a response line.
 fn clean(text: &str) -> bool {
     !text.bytes().any(|b| matches!(b, 0 | b'\r' | b'\n')) && text.len() < 300
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sasl::{FixedRandom, ScramHash};
+    use alloc::vec;
+
+    fn cut(lines: u32, chunks: &[&[u8]]) -> Vec<u8> {
+        let mut top = TopCut::new(lines);
+        let mut out = Vec::new();
+        for chunk in chunks {
+            if top.done {
+                break;
+            }
+            let keep = top.keep(chunk);
+            out.extend_from_slice(chunk.get(..keep).unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn top_cut_counts_header_blank_line_and_body_lines() {
+        let message: &[u8] = b"A: 1\r\nB: 2\r\n\r\nx\r\ny\r\nz\r\n";
+        assert_eq!(cut(0, &[message]), b"A: 1\r\nB: 2\r\n\r\n");
+        assert_eq!(cut(2, &[message]), b"A: 1\r\nB: 2\r\n\r\nx\r\ny\r\n");
+        assert_eq!(cut(7, &[message]), message);
+        // Split inside CRLF and inside the blank line.
+        for at in 0..message.len() {
+            let (a, b) = message.split_at(at);
+            assert_eq!(cut(1, &[a, b]), b"A: 1\r\nB: 2\r\n\r\nx\r\n", "{at}");
+        }
+        // No blank line: all of it is header.
+        assert_eq!(cut(0, &[b"A: 1\r\nB: 2\r\n"]), b"A: 1\r\nB: 2\r\n");
+    }
+
+    #[test]
+    fn answers_must_fit_the_question() {
+        let password = CredentialAnswer::Password(Secret::from("x"));
+        let verify = CredentialRequest::VerifyPassword { authcid: "a".into(), password: Secret::from("x") };
+        assert!(answer_fits(&verify, &CredentialAnswer::Verified));
+        assert!(!answer_fits(&verify, &password));
+        let scram = CredentialRequest::ScramCredentials { authcid: "a".into(), hash: ScramHash::Sha256 };
+        assert!(answer_fits(&scram, &password));
+        assert!(!answer_fits(&scram, &CredentialAnswer::Verified));
+        for any in [CredentialAnswer::Rejected, CredentialAnswer::UnknownUser, CredentialAnswer::TemporaryFailure] {
+            assert!(answer_fits(&verify, &any) && answer_fits(&scram, &any));
+        }
+    }
+
+    #[test]
+    fn long_auth_lines() {
+        let token = "A".repeat(400);
+        let line = alloc::format!("auth XOAUTH2 {token}");
+        assert_eq!(long_auth(line.as_bytes()), Some(("XOAUTH2", token.as_str())));
+        assert_eq!(long_auth(alloc::format!("USER {token}").as_bytes()), None);
+        assert_eq!(long_auth(alloc::format!("AUTH X {token} more").as_bytes()), None);
+        assert_eq!(long_auth(alloc::format!("AUTH X {token}\u{0}").as_bytes()), None);
+    }
+
+    #[test]
+    fn greeting_and_sasl_final_message_as_last_challenge() {
+        let mut config = ServerConfig::new("pop.example.org");
+        config.greeting = String::from("bad\r\ngreeting");
+        let mut server = Server::new(config, FixedRandom::new(1));
+        assert_eq!(server.poll_transmit().unwrap(), b"+OK POP3 server ready\r\n");
+        server.tls_established(TlsInfo::default()).unwrap();
+        // SCRAM-SHA-256 against the sasl client: the server-final goes as `+ ` and the
+        // client's empty line completes the login (RFC 5034 §4).
+        let credentials = crate::sasl::Credentials::password("user", "pencil");
+        let context = crate::sasl::ClientContext::new("pop", "pop.example.org");
+        let mut client =
+            crate::sasl::client(&Mechanism::ScramSha256, &credentials, &context, &mut FixedRandom::new(2)).unwrap();
+        let first = client.initial_response().unwrap().unwrap();
+        let line = alloc::format!("AUTH SCRAM-SHA-256 {}\r\n", encode_payload(first.expose()));
+        server.receive(line.as_bytes()).unwrap();
+        assert!(matches!(
+            server.poll_event(),
+            Some(Event::Credentials(CredentialRequest::ScramCredentials { hash: ScramHash::Sha256, .. }))
+        ));
+        server.answer_credentials(CredentialAnswer::Password(Secret::from("pencil"))).unwrap();
+        let mut challenge = server.poll_transmit().unwrap();
+        for _ in 0..2 {
+            let text = challenge.strip_prefix(b"+ ").unwrap().strip_suffix(b"\r\n").unwrap();
+            let decoded = crate::wire::decode_base64(text).unwrap();
+            let response = client.step(&decoded).unwrap();
+            let mut line = encode_payload(response.expose()).into_bytes();
+            line.extend_from_slice(b"\r\n");
+            server.receive(&line).unwrap();
+            if let Some(next) = server.poll_transmit() {
+                challenge = next;
+            }
+        }
+        client.finish(None).unwrap();
+        assert!(matches!(server.poll_event(), Some(Event::Authenticated { .. })));
+        assert_eq!(server.poll_event(), Some(Event::OpenMaildrop { user: "user".into() }));
+        server.maildrop_opened(vec![]).unwrap();
+        assert_eq!(server.poll_transmit().unwrap(), b"+OK Logged in\r\n");
+        server.receive(b"STAT\r\nCAPA\r\n").unwrap();
+        assert_eq!(server.poll_transmit().unwrap(), b"+OK 0 0\r\n");
+        // After login CAPA lists no login capability.
+        assert_eq!(
+            server.poll_transmit().unwrap(),
+            b"+OK Capability list follows\r\nTOP\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nUIDL\r\n.\r\n"
+        );
+    }
+
+    #[test]
+    fn idle_size() {
+        let size = core::mem::size_of::<Server>();
+        assert!(size <= 2048, "{size}");
+    }
 }
