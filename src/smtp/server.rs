@@ -381,7 +381,7 @@ enum State {
     /// Reading a DATA body.
     Data,
     /// Reading a BDAT chunk; `refusal` is the reply when the chunk is read only to be dropped.
-    Bdat { remaining: u64, last: bool, refusal: Option<Reply> },
+    Bdat { size: u64, remaining: u64, last: bool, refusal: Option<Reply> },
     /// `220` to STARTTLS went out; waiting for the driver's handshake.
     Tls,
     /// The session is over.
@@ -1127,7 +1127,7 @@ impl Server {
                 }
             }
         };
-        self.state = State::Bdat { remaining: size, last, refusal };
+        self.state = State::Bdat { size, remaining: size, last, refusal };
     }
 
     /// Counts `len` body octets just appended to `self.body` and hands out full pieces.
@@ -1138,18 +1138,30 @@ impl Server {
             self.body.clear();
             return;
         };
-        transaction.size = transaction.size.saturating_add(len as u64);
-        if limit.is_some_and(|limit| transaction.size > limit) {
-            transaction.too_big = true;
-        }
+        let before = transaction.size;
+        transaction.size = before.saturating_add(len as u64);
         if transaction.too_big {
             self.body.clear();
             return;
         }
+        // The pieces handed out depend only on the bytes, not on how they were read: up to
+        // the limit every full piece goes out, past it nothing more.
+        let over = match limit {
+            Some(limit) if transaction.size > limit => {
+                let keep = usize::try_from(limit.saturating_sub(before)).unwrap_or(usize::MAX).min(len);
+                self.body.truncate(self.body.len() - len + keep);
+                transaction.too_big = true;
+                true
+            }
+            _ => false,
+        };
         while self.body.len() >= chunk {
             let rest = self.body.split_off(chunk);
             let piece = core::mem::replace(&mut self.body, rest);
             self.events.push_back(Event::Data(piece));
+        }
+        if over {
+            self.body.clear();
         }
     }
 
@@ -1189,7 +1201,7 @@ impl Server {
         if !done {
             return;
         }
-        let State::Bdat { last, refusal, .. } = core::mem::replace(&mut self.state, State::Command) else {
+        let State::Bdat { size, last, refusal, .. } = core::mem::replace(&mut self.state, State::Command) else {
             return;
         };
         if let Some(refusal) = refusal {
@@ -1200,7 +1212,6 @@ impl Server {
         if last || too_big {
             return self.end_of_body();
         }
-        let size = self.transaction.as_ref().map_or(0, |t| t.size);
         let text = alloc::format!("{size} octets received");
         self.send(250, code(2, 0, 0), &text);
     }
