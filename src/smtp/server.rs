@@ -13,7 +13,7 @@
 //! - [`Event::Mail`], [`Event::Rcpt`], [`Event::DataEnd`]: answer with [`Server::accept`],
 //!   [`Server::accept_with`] or [`Server::reject`]. They carry the authenticated identity,
 //!   so the application decides whether the session may relay (with
-//!   [`relay::SubmissionPolicy`](crate::relay) for POP-before-SMTP, say).
+//!   [`relay::SubmissionPolicy`](crate::relay::SubmissionPolicy) for POP-before-SMTP, say).
 //!
 //! While an answer is pending, input is queued (bounded by [`ServerConfig::max_buffered`]) and
 //! processed in order afterwards, so pipelined commands get their replies in order.
@@ -159,7 +159,8 @@ pub struct ServerConfig {
     /// Size of the [`Event::Data`] pieces.
     pub max_data_chunk: usize,
     /// Bytes received but not yet processed (input queued while the application decides)
-    /// beyond which [`Server::receive`] fails.
+    /// beyond which [`Server::receive`] fails; never less than one AUTH line
+    /// ([`AUTH_LINE_LIMIT`]).
     pub max_buffered: usize,
     /// SCRAM iteration count used when the application answers with a password.
     pub scram_iterations: u32,
@@ -740,10 +741,11 @@ impl Server {
                 State::AuthAnswer | State::Decision(_) | State::Tls | State::Closed => break,
             }
         }
-        if !self.is_closed() && self.reader.pending_len() > self.config.max_buffered {
+        let limit = self.config.max_buffered.max(AUTH_LINE_LIMIT);
+        if !self.is_closed() && self.reader.pending_len() > limit {
             let reply = self.reply(421, code(4, 7, 0), "Too much pipelined input, closing connection");
             self.close_with(reply);
-            return Err(Error::BufferFull(self.config.max_buffered));
+            return Err(Error::BufferFull(limit));
         }
         Ok(())
     }
@@ -1243,10 +1245,92 @@ fn line(enhanced: Option<EnhancedCode>, text: &str) -> ReplyLine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sasl::FixedRandom;
+
+    fn server(config: ServerConfig) -> Server {
+        Server::new(config, Box::new(FixedRandom::new(1)))
+    }
+
+    fn output(server: &mut Server) -> String {
+        let mut out = Vec::new();
+        while let Some(bytes) = server.poll_transmit() {
+            out.extend_from_slice(&bytes);
+        }
+        String::from_utf8(out).unwrap()
+    }
 
     #[test]
     fn idle_server_is_small() {
+        // Goal: an idle session costs at most 2 KiB besides its buffers.
         let size = core::mem::size_of::<Server>();
         assert!(size <= 2048, "Server is {size} bytes");
+    }
+
+    #[test]
+    fn parameter_list_reads_what_the_codec_validated() {
+        let list = ParameterList(String::from("SIZE=42 AUTH=<> BODY=8BITMIME X-FOO=bar"));
+        assert_eq!(list.size(), Some(42));
+        assert_eq!(list.auth(), Some(None));
+        assert_eq!(list.iter().count(), 4);
+        assert!(!list.is_empty());
+        assert!(ParameterList::default().is_empty());
+        assert_eq!(ParameterList::default().size(), None);
+    }
+
+    #[test]
+    fn enhanced_codes_only_when_advertised() {
+        let mut config = ServerConfig::new("mx.example");
+        config.enhanced_status_codes = false;
+        let mut server = server(config);
+        server.receive(b"EHLO x\r\nNOOP\r\nRCPT TO:<a@x>\r\n").unwrap();
+        let out = output(&mut server);
+        assert!(!out.contains("ENHANCEDSTATUSCODES"), "{out}");
+        assert!(out.ends_with("250 OK\r\n503 Need MAIL command\r\n"), "{out}");
+    }
+
+    #[test]
+    fn unusable_hostname_and_greeting_are_replaced() {
+        let mut config = ServerConfig::new("bad host\r\n250 forged");
+        config.greeting = String::from("x\r\n");
+        let mut server = server(config);
+        server.receive(b"HELO x\r\n").unwrap();
+        assert_eq!(output(&mut server), "220 localhost ESMTP\r\n250 localhost\r\n");
+    }
+
+    #[test]
+    fn implicit_tls_before_any_input() {
+        let mut server = server(ServerConfig::new("mx.example"));
+        server.tls_established(TlsInfo::default()).unwrap();
+        assert!(server.is_tls());
+        server.receive(b"EHLO x\r\n").unwrap();
+        let out = output(&mut server);
+        assert!(!out.contains("STARTTLS") && out.contains("AUTH "), "{out}");
+        assert!(matches!(server.tls_established(TlsInfo::default()), Err(Error::InvalidState(_))));
+    }
+
+    #[test]
+    fn close_sends_421() {
+        let mut server = server(ServerConfig::new("mx.example"));
+        output(&mut server);
+        server.close("Idle timeout").unwrap();
+        assert_eq!(output(&mut server), "421 4.4.2 Idle timeout\r\n");
+        assert!(server.is_closed());
+        assert!(matches!(server.poll_event(), Some(Event::Closed(_))));
+        assert_eq!(server.close("again"), Err(Error::Closed));
+        let mut server = self::server(ServerConfig::new("mx.example"));
+        output(&mut server);
+        server.close("bad\r\ntext").unwrap();
+        assert_eq!(output(&mut server), "421 4.4.2 Closing connection\r\n");
+    }
+
+    #[test]
+    fn buffer_limit_is_at_least_one_auth_line() {
+        let mut config = ServerConfig::new("mx.example");
+        config.max_buffered = 10;
+        let mut server = server(config);
+        server.receive(b"EHLO x\r\nMAIL FROM:<a@x>\r\nNOOP\r\nNOOP\r\n").unwrap();
+        assert!(matches!(server.state, State::Decision(Decision::Mail)));
+        let flood = [b'A'; AUTH_LINE_LIMIT];
+        assert_eq!(server.receive(&flood), Err(Error::BufferFull(AUTH_LINE_LIMIT)));
     }
 }
