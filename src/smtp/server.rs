@@ -33,6 +33,20 @@
 //! after the greeting (EHLO needed again, identity and transaction forgotten), and STARTTLS is
 //! neither offered nor accepted again.
 //!
+//! AUTH replies (RFC 4954 §4, §6): `334` challenges (`334 ` with the space when empty, and
+//! SCRAM's server-final message as a last `334` whose empty answer gets `235`), `235 2.7.0`
+//! success, `535 5.7.8` wrong credentials or malformed mechanism data (nothing the client
+//! sent is ever echoed), `501 5.7.0` cancelled with `*`, `501 5.5.2` bad base64, `500 5.5.6`
+//! line over 12288 octets, `454 4.7.0` temporary failure, `504 5.5.4` mechanism not offered,
+//! `538 5.7.11` mechanism offered only under TLS, `530 5.7.0` TLS required first, `503 5.5.1`
+//! after success or inside a transaction. After [`ServerConfig::max_auth_failures`] failed
+//! exchanges the failure reply is followed by `421` and the session ends.
+//!
+//! Memory: `size_of::<Server>()` is about 540 octets on 64-bit targets (a test keeps it under
+//! 2 KiB); the TLS report and the AUTH exchange are boxed, and every buffer is bounded (command
+//! line 512, AUTH line 12288, queued input [`ServerConfig::max_buffered`], body pieces
+//! [`ServerConfig::max_data_chunk`]).
+//!
 //! ```
 //! use mailwire::sasl::{CredentialAnswer, CredentialRequest, FixedRandom};
 //! use mailwire::smtp::{Server, ServerConfig, server::Event};
