@@ -830,6 +830,13 @@ fn answer_without_question_is_a_caller_error() {
     assert_eq!(output(&mut server), "", "nothing written by refused calls");
     server.accept_with(Reply::new(250, "queued as X1")).unwrap();
     assert_eq!(output(&mut server), "250 queued as X1\r\n");
+    // A 421 from the application ends the session; queued input is dropped.
+    server.receive(b"RCPT TO:<b@x>\r\nNOOP\r\n").unwrap();
+    events(&mut server);
+    server.reject(Reply::enhanced(421, code(4, 3, 2), "Shutting down")).unwrap();
+    assert_eq!(output(&mut server), "421 4.3.2 Shutting down\r\n");
+    assert!(server.is_closed());
+    assert!(matches!(events(&mut server).as_slice(), [Event::Closed(r)] if r.code == 421));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -631,7 +631,7 @@ impl Server {
     }
 
     /// Rejects the pending MAIL, RCPT or message with this `4yz`/`5yz` reply. A rejected
-    /// message ends the transaction.
+    /// message ends the transaction; a `421` ends the session (RFC 5321 §3.8).
     pub fn reject(&mut self, reply: Reply) -> Result<(), Error> {
         let decision = self.decision()?;
         if !reply.is_negative() {
@@ -663,6 +663,12 @@ impl Server {
     }
 
     fn decide(&mut self, decision: Decision, accepted: bool, reply: &Reply) -> Result<(), Error> {
+        reply.to_bytes()?;
+        if reply.code == 421 {
+            // RFC 5321 §3.8: the server closes the channel after a 421.
+            self.close_with(reply.clone());
+            return Ok(());
+        }
         reply.write(&mut self.out)?;
         match (decision, accepted) {
             (Decision::Mail, true) => self.transaction = Some(Transaction::default()),
