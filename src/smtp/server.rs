@@ -13,7 +13,7 @@
 //! - [`Event::Mail`], [`Event::Rcpt`], [`Event::DataEnd`]: answer with [`Server::accept`],
 //!   [`Server::accept_with`] or [`Server::reject`]. They carry the authenticated identity,
 //!   so the application decides whether the session may relay (with
-//!   [`relay::SubmissionPolicy`](crate::relay) for POP-before-SMTP, say).
+//!   [`relay::SubmissionPolicy`](crate::relay::SubmissionPolicy) for POP-before-SMTP, say).
 //!
 //! While an answer is pending, input is queued (bounded by [`ServerConfig::max_buffered`]) and
 //! processed in order afterwards, so pipelined commands get their replies in order.
@@ -32,6 +32,20 @@
 //! before that is an injection ([`Error::StartTlsInjection`]). After TLS the session is as
 //! after the greeting (EHLO needed again, identity and transaction forgotten), and STARTTLS is
 //! neither offered nor accepted again.
+//!
+//! AUTH replies (RFC 4954 §4, §6): `334` challenges (`334 ` with the space when empty, and
+//! SCRAM's server-final message as a last `334` whose empty answer gets `235`), `235 2.7.0`
+//! success, `535 5.7.8` wrong credentials or malformed mechanism data (nothing the client
+//! sent is ever echoed), `501 5.7.0` cancelled with `*`, `501 5.5.2` bad base64, `500 5.5.6`
+//! line over 12288 octets, `454 4.7.0` temporary failure, `504 5.5.4` mechanism not offered,
+//! `538 5.7.11` mechanism offered only under TLS, `530 5.7.0` TLS required first, `503 5.5.1`
+//! after success or inside a transaction. After [`ServerConfig::max_auth_failures`] failed
+//! exchanges the failure reply is followed by `421` and the session ends.
+//!
+//! Memory: `size_of::<Server>()` is about 540 octets on 64-bit targets (a test keeps it under
+//! 2 KiB); the TLS report and the AUTH exchange are boxed, and every buffer is bounded (command
+//! line 512, AUTH line 12288, queued input [`ServerConfig::max_buffered`], body pieces
+//! [`ServerConfig::max_data_chunk`]).
 //!
 //! ```
 //! use mailwire::sasl::{CredentialAnswer, CredentialRequest, FixedRandom};
@@ -159,7 +173,8 @@ pub struct ServerConfig {
     /// Size of the [`Event::Data`] pieces.
     pub max_data_chunk: usize,
     /// Bytes received but not yet processed (input queued while the application decides)
-    /// beyond which [`Server::receive`] fails.
+    /// beyond which [`Server::receive`] fails; never less than one AUTH line
+    /// ([`AUTH_LINE_LIMIT`]).
     pub max_buffered: usize,
     /// SCRAM iteration count used when the application answers with a password.
     pub scram_iterations: u32,
@@ -381,7 +396,7 @@ enum State {
     /// Reading a DATA body.
     Data,
     /// Reading a BDAT chunk; `refusal` is the reply when the chunk is read only to be dropped.
-    Bdat { remaining: u64, last: bool, refusal: Option<Reply> },
+    Bdat { size: u64, remaining: u64, last: bool, refusal: Option<Reply> },
     /// `220` to STARTTLS went out; waiting for the driver's handshake.
     Tls,
     /// The session is over.
@@ -616,7 +631,7 @@ impl Server {
     }
 
     /// Rejects the pending MAIL, RCPT or message with this `4yz`/`5yz` reply. A rejected
-    /// message ends the transaction.
+    /// message ends the transaction; a `421` ends the session (RFC 5321 §3.8).
     pub fn reject(&mut self, reply: Reply) -> Result<(), Error> {
         let decision = self.decision()?;
         if !reply.is_negative() {
@@ -648,6 +663,12 @@ impl Server {
     }
 
     fn decide(&mut self, decision: Decision, accepted: bool, reply: &Reply) -> Result<(), Error> {
+        reply.to_bytes()?;
+        if reply.code == 421 {
+            // RFC 5321 §3.8: the server closes the channel after a 421.
+            self.close_with(reply.clone());
+            return Ok(());
+        }
         reply.write(&mut self.out)?;
         match (decision, accepted) {
             (Decision::Mail, true) => self.transaction = Some(Transaction::default()),
@@ -740,10 +761,11 @@ impl Server {
                 State::AuthAnswer | State::Decision(_) | State::Tls | State::Closed => break,
             }
         }
-        if !self.is_closed() && self.reader.pending_len() > self.config.max_buffered {
+        let limit = self.config.max_buffered.max(AUTH_LINE_LIMIT);
+        if !self.is_closed() && self.reader.pending_len() > limit {
             let reply = self.reply(421, code(4, 7, 0), "Too much pipelined input, closing connection");
             self.close_with(reply);
-            return Err(Error::BufferFull(self.config.max_buffered));
+            return Err(Error::BufferFull(limit));
         }
         Ok(())
     }
@@ -1127,7 +1149,7 @@ impl Server {
                 }
             }
         };
-        self.state = State::Bdat { remaining: size, last, refusal };
+        self.state = State::Bdat { size, remaining: size, last, refusal };
     }
 
     /// Counts `len` body octets just appended to `self.body` and hands out full pieces.
@@ -1138,18 +1160,30 @@ impl Server {
             self.body.clear();
             return;
         };
-        transaction.size = transaction.size.saturating_add(len as u64);
-        if limit.is_some_and(|limit| transaction.size > limit) {
-            transaction.too_big = true;
-        }
+        let before = transaction.size;
+        transaction.size = before.saturating_add(len as u64);
         if transaction.too_big {
             self.body.clear();
             return;
         }
+        // The pieces handed out depend only on the bytes, not on how they were read: up to
+        // the limit every full piece goes out, past it nothing more.
+        let over = match limit {
+            Some(limit) if transaction.size > limit => {
+                let keep = usize::try_from(limit.saturating_sub(before)).unwrap_or(usize::MAX).min(len);
+                self.body.truncate(self.body.len() - len + keep);
+                transaction.too_big = true;
+                true
+            }
+            _ => false,
+        };
         while self.body.len() >= chunk {
             let rest = self.body.split_off(chunk);
             let piece = core::mem::replace(&mut self.body, rest);
             self.events.push_back(Event::Data(piece));
+        }
+        if over {
+            self.body.clear();
         }
     }
 
@@ -1189,7 +1223,7 @@ impl Server {
         if !done {
             return;
         }
-        let State::Bdat { last, refusal, .. } = core::mem::replace(&mut self.state, State::Command) else {
+        let State::Bdat { size, last, refusal, .. } = core::mem::replace(&mut self.state, State::Command) else {
             return;
         };
         if let Some(refusal) = refusal {
@@ -1200,7 +1234,6 @@ impl Server {
         if last || too_big {
             return self.end_of_body();
         }
-        let size = self.transaction.as_ref().map_or(0, |t| t.size);
         let text = alloc::format!("{size} octets received");
         self.send(250, code(2, 0, 0), &text);
     }
@@ -1232,10 +1265,92 @@ fn line(enhanced: Option<EnhancedCode>, text: &str) -> ReplyLine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sasl::FixedRandom;
+
+    fn server(config: ServerConfig) -> Server {
+        Server::new(config, Box::new(FixedRandom::new(1)))
+    }
+
+    fn output(server: &mut Server) -> String {
+        let mut out = Vec::new();
+        while let Some(bytes) = server.poll_transmit() {
+            out.extend_from_slice(&bytes);
+        }
+        String::from_utf8(out).unwrap()
+    }
 
     #[test]
     fn idle_server_is_small() {
+        // Goal: an idle session costs at most 2 KiB besides its buffers.
         let size = core::mem::size_of::<Server>();
         assert!(size <= 2048, "Server is {size} bytes");
+    }
+
+    #[test]
+    fn parameter_list_reads_what_the_codec_validated() {
+        let list = ParameterList(String::from("SIZE=42 AUTH=<> BODY=8BITMIME X-FOO=bar"));
+        assert_eq!(list.size(), Some(42));
+        assert_eq!(list.auth(), Some(None));
+        assert_eq!(list.iter().count(), 4);
+        assert!(!list.is_empty());
+        assert!(ParameterList::default().is_empty());
+        assert_eq!(ParameterList::default().size(), None);
+    }
+
+    #[test]
+    fn enhanced_codes_only_when_advertised() {
+        let mut config = ServerConfig::new("mx.example");
+        config.enhanced_status_codes = false;
+        let mut server = server(config);
+        server.receive(b"EHLO x\r\nNOOP\r\nRCPT TO:<a@x>\r\n").unwrap();
+        let out = output(&mut server);
+        assert!(!out.contains("ENHANCEDSTATUSCODES"), "{out}");
+        assert!(out.ends_with("250 OK\r\n503 Need MAIL command\r\n"), "{out}");
+    }
+
+    #[test]
+    fn unusable_hostname_and_greeting_are_replaced() {
+        let mut config = ServerConfig::new("bad host\r\n250 forged");
+        config.greeting = String::from("x\r\n");
+        let mut server = server(config);
+        server.receive(b"HELO x\r\n").unwrap();
+        assert_eq!(output(&mut server), "220 localhost ESMTP\r\n250 localhost\r\n");
+    }
+
+    #[test]
+    fn implicit_tls_before_any_input() {
+        let mut server = server(ServerConfig::new("mx.example"));
+        server.tls_established(TlsInfo::default()).unwrap();
+        assert!(server.is_tls());
+        server.receive(b"EHLO x\r\n").unwrap();
+        let out = output(&mut server);
+        assert!(!out.contains("STARTTLS") && out.contains("AUTH "), "{out}");
+        assert!(matches!(server.tls_established(TlsInfo::default()), Err(Error::InvalidState(_))));
+    }
+
+    #[test]
+    fn close_sends_421() {
+        let mut server = server(ServerConfig::new("mx.example"));
+        output(&mut server);
+        server.close("Idle timeout").unwrap();
+        assert_eq!(output(&mut server), "421 4.4.2 Idle timeout\r\n");
+        assert!(server.is_closed());
+        assert!(matches!(server.poll_event(), Some(Event::Closed(_))));
+        assert_eq!(server.close("again"), Err(Error::Closed));
+        let mut server = self::server(ServerConfig::new("mx.example"));
+        output(&mut server);
+        server.close("bad\r\ntext").unwrap();
+        assert_eq!(output(&mut server), "421 4.4.2 Closing connection\r\n");
+    }
+
+    #[test]
+    fn buffer_limit_is_at_least_one_auth_line() {
+        let mut config = ServerConfig::new("mx.example");
+        config.max_buffered = 10;
+        let mut server = server(config);
+        server.receive(b"EHLO x\r\nMAIL FROM:<a@x>\r\nNOOP\r\nNOOP\r\n").unwrap();
+        assert!(matches!(server.state, State::Decision(Decision::Mail)));
+        let flood = [b'A'; AUTH_LINE_LIMIT];
+        assert_eq!(server.receive(&flood), Err(Error::BufferFull(AUTH_LINE_LIMIT)));
     }
 }
