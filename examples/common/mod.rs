@@ -272,6 +272,7 @@ pub struct Conn {
     buf: Vec<u8>,
     eof: bool,
     peer: Option<SocketAddr>,
+    local: Option<SocketAddr>,
 }
 
 impl Conn {
@@ -281,7 +282,8 @@ impl Conn {
         tcp.set_write_timeout(Some(IO_TIMEOUT))?;
         tcp.set_nodelay(true)?;
         let peer = tcp.peer_addr().ok();
-        Ok(Conn { stream: Stream::Plain(tcp), transcript, buf: vec![0; 16 * 1024], eof: false, peer })
+        let local = tcp.local_addr().ok();
+        Ok(Conn { stream: Stream::Plain(tcp), transcript, buf: vec![0; 16 * 1024], eof: false, peer, local })
     }
 
     /// Connects to `addr` (`host:port`), trying each address it resolves to.
@@ -299,6 +301,11 @@ impl Conn {
     /// The peer's address.
     pub fn peer(&self) -> Option<SocketAddr> {
         self.peer
+    }
+
+    /// Our own address on this connection.
+    pub fn local(&self) -> Option<SocketAddr> {
+        self.local
     }
 
     /// Whether TLS is up.

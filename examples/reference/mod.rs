@@ -342,10 +342,17 @@ impl Shared {
     }
 }
 
+/// The address the client connected to, which DIGEST-MD5 clients may name in `digest-uri`
+/// instead of the host name.
+fn host_aliases(conn: &Conn) -> Vec<String> {
+    conn.local().map(|a| vec![a.ip().to_string()]).unwrap_or_default()
+}
+
 /// One SMTP session: `smtp::Server` driven over the connection.
 fn smtp_session(conn: &mut Conn, shared: &Shared) -> Result<(), String> {
     let o = &shared.options;
     let mut config = smtp::ServerConfig::new(o.hostname.clone());
+    config.host_aliases = host_aliases(conn);
     config.tls_available = o.tls.is_some();
     config.require_tls_for_auth = o.require_tls;
     config.require_tls_for_mail = o.require_tls;
@@ -450,6 +457,7 @@ impl Maildrop {
 fn pop3_session(conn: &mut Conn, shared: &Shared) -> Result<(), String> {
     let o = &shared.options;
     let mut config = pop3::ServerConfig::new(o.hostname.clone());
+    config.host_aliases = host_aliases(conn);
     config.stls = o.tls.is_some();
     config.allow_plaintext = !o.require_tls;
     config.apop = true;

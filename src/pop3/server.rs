@@ -125,6 +125,9 @@ use crate::wire::{
 pub struct ServerConfig {
     /// The server's host name: the APOP timestamp's domain and the SASL realm/host.
     pub host: String,
+    /// Other names clients may use for this server (e.g. `127.0.0.1`), accepted in a
+    /// DIGEST-MD5 `digest-uri` (RFC 2831 §2.1.2).
+    pub host_aliases: Vec<String>,
     /// Text of the `+OK` greeting, before the APOP timestamp.
     pub greeting: String,
     /// Put an APOP timestamp in the greeting and accept `APOP` (default `false`: APOP needs
@@ -176,6 +179,7 @@ impl ServerConfig {
     pub fn new(host: impl Into<String>) -> Self {
         Self {
             host: host.into(),
+            host_aliases: Vec::new(),
             greeting: String::from("POP3 server ready"),
             apop: false,
             user_pass: true,
@@ -1195,6 +1199,7 @@ impl Server {
 
     fn sasl_context(&self) -> ServerContext {
         let mut context = ServerContext::new("pop", self.config.host.clone());
+        context.host_aliases = self.config.host_aliases.clone();
         context.channel_binding = self.tls.as_ref().and_then(|t| t.channel_binding.clone());
         context.offers_plus = self.offered().iter().any(Mechanism::is_plus);
         context.tls_identity = self.tls.as_ref().and_then(|t| t.peer_identity.clone());

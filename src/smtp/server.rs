@@ -129,6 +129,9 @@ pub struct ServerConfig {
     /// The server's host name, in the greeting and the EHLO reply (RFC 5321 §4.1.1.1). One
     /// that cannot be written (empty, spaces, control characters) is replaced by `localhost`.
     pub hostname: String,
+    /// Other names clients may use for this server (e.g. `127.0.0.1`), accepted in a
+    /// DIGEST-MD5 `digest-uri` (RFC 2831 §2.1.2).
+    pub host_aliases: Vec<String>,
     /// Text after the host name in the `220` greeting (RFC 5321 §4.3.1).
     pub greeting: String,
     /// Advertise PIPELINING (RFC 2920). Pipelined commands are processed in order either way.
@@ -189,6 +192,7 @@ impl ServerConfig {
     pub fn new(hostname: impl Into<String>) -> Self {
         Self {
             hostname: hostname.into(),
+            host_aliases: Vec::new(),
             greeting: String::from("ESMTP"),
             pipelining: true,
             eight_bit_mime: true,
@@ -915,6 +919,7 @@ impl Server {
             return self.bad(501, code(5, 7, 0), "Initial response not allowed for this mechanism");
         }
         let mut context = ServerContext::new("smtp", self.hostname());
+        context.host_aliases = self.config.host_aliases.clone();
         let tls = self.tls.as_deref();
         context.channel_binding = tls.and_then(|t| t.channel_binding.clone());
         context.tls_identity = tls.and_then(|t| t.peer_identity.clone());
