@@ -31,6 +31,21 @@ use crate::common::{Conn, DriveError, Side, Sink, Transcript};
 crate::impl_machine!(smtp::Server, smtp::server::Event, smtp::server::Error);
 crate::impl_machine!(pop3::Server, pop3::server::Event, pop3::server::Error);
 
+/// The mechanisms both protocols offer, strongest first. The machines offer `-PLUS` only with
+/// channel binding, EXTERNAL only with a verified client certificate, and PLAIN/LOGIN only
+/// under TLS unless the server runs without `--require-tls`.
+const MECHANISMS: [Mechanism; 9] = [
+    Mechanism::ScramSha256Plus,
+    Mechanism::ScramSha1Plus,
+    Mechanism::ScramSha256,
+    Mechanism::ScramSha1,
+    Mechanism::DigestMd5,
+    Mechanism::CramMd5,
+    Mechanism::External,
+    Mechanism::Plain,
+    Mechanism::Login,
+];
+
 /// Most connections served at once; more are closed at once.
 pub const MAX_CONNECTIONS: usize = 64;
 
@@ -356,19 +371,8 @@ fn smtp_session(conn: &mut Conn, shared: &Shared) -> Result<(), String> {
     config.tls_available = o.tls.is_some();
     config.require_tls_for_auth = o.require_tls;
     config.require_tls_for_mail = o.require_tls;
-    let all = [
-        Mechanism::ScramSha256Plus,
-        Mechanism::ScramSha1Plus,
-        Mechanism::ScramSha256,
-        Mechanism::ScramSha1,
-        Mechanism::DigestMd5,
-        Mechanism::CramMd5,
-        Mechanism::External,
-        Mechanism::Plain,
-        Mechanism::Login,
-    ];
-    config.mechanisms_after_tls = all.to_vec();
-    config.mechanisms_before_tls = if o.require_tls { Vec::new() } else { all.to_vec() };
+    config.mechanisms_after_tls = MECHANISMS.to_vec();
+    config.mechanisms_before_tls = if o.require_tls { Vec::new() } else { MECHANISMS.to_vec() };
     let mut server = smtp::Server::new(config, Box::new(OsRandom));
     let ip = Shared::peer_ip(conn);
     let policy = SubmissionPolicy::default();
@@ -462,17 +466,7 @@ fn pop3_session(conn: &mut Conn, shared: &Shared) -> Result<(), String> {
     config.allow_plaintext = !o.require_tls;
     config.apop = true;
     config.xtnd_xmit = o.xmit;
-    config.mechanisms = vec![
-        Mechanism::ScramSha256Plus,
-        Mechanism::ScramSha1Plus,
-        Mechanism::ScramSha256,
-        Mechanism::ScramSha1,
-        Mechanism::DigestMd5,
-        Mechanism::CramMd5,
-        Mechanism::External,
-        Mechanism::Plain,
-        Mechanism::Login,
-    ];
+    config.mechanisms = MECHANISMS.to_vec();
     let mut server = pop3::Server::new(config, OsRandom);
     let ip = Shared::peer_ip(conn);
     let mut maildrop: Option<Maildrop> = None;
