@@ -116,6 +116,9 @@ fn run(data: &[u8], split: Split) -> Vec<Log> {
 
 fuzz_target!(|data: &[u8]| {
     let whole = run(data, Split::Whole);
+    if std::env::var_os("MAILWIRE_FUZZ_DEBUG").is_some() {
+        eprintln!("{whole:#?}");
+    }
     assert_eq!(run(data, Split::Stride(1)), whole, "split at fuzzer-chosen points");
     assert_eq!(run(data, Split::Bytes), whole, "byte by byte");
 });

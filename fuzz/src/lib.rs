@@ -31,6 +31,9 @@ pub enum Split {
 impl Split {
     /// The pieces of `data`.
     pub fn chunks<'a>(self, data: &'a [u8]) -> Vec<&'a [u8]> {
+        if data.is_empty() {
+            return vec![data];
+        }
         match self {
             Split::Whole => vec![data],
             Split::Stride(n) => data.chunks(n.max(1)).collect(),
