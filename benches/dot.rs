@@ -4,6 +4,7 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mailwire::wire::{DotDecoder, DotEncoder};
 use std::hint::black_box;
+use std::time::Duration;
 
 /// A 1 MiB body of 72-octet lines, every 20th starting with a dot.
 fn body() -> Vec<u8> {
@@ -49,6 +50,7 @@ fn dot(c: &mut Criterion) {
     let body = body();
     let wire = DotEncoder::encode_all(&body);
     let mut group = c.benchmark_group("pop3_retr_1mib");
+    group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2)).sample_size(30);
     group.throughput(Throughput::Bytes(wire.len() as u64));
     let mut out = Vec::with_capacity(wire.len());
     group.bench_function("decode/mailwire", |b| {

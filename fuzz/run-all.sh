@@ -1,29 +1,51 @@
 #!/usr/bin/env bash
-# Runs every fuzz target for SECONDS seconds (default 60) and prints one summary line each.
+# Runs every fuzz target (or the ones named after SECONDS) for SECONDS seconds each (default
+# 60), seeded from seeds/<target> (made by make-seeds.py) with the protocol dictionaries in
+# dict/, keeping what it finds in corpus/<target>. Prints one line per target: executions,
+# coverage (edges), features and corpus size. A crash leaves its input in artifacts/<target>/.
 # cargo fuzz needs nightly features; RUSTC_BOOTSTRAP=1 unlocks them on the stable toolchain.
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-60}"
+shift || true
 export RUSTC_BOOTSTRAP=1
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 cargo fuzz build -O
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo fuzz list)
+
+# The dictionaries each family of targets gets (libFuzzer takes one file: they are joined).
+dicts_for() {
+  case "$1" in
+    smtp_client) echo "dict/smtp.dict dict/sasl.dict dict/wire.dict" ;;
+    pop3_client) echo "dict/pop3.dict dict/sasl.dict dict/wire.dict" ;;
+    smtp_*) echo "dict/smtp.dict" ;;
+    pop3_*) echo "dict/pop3.dict dict/wire.dict" ;;
+    sasl_*) echo "dict/sasl.dict" ;;
+    wire_*) echo "dict/wire.dict dict/sasl.dict" ;;
+  esac
+}
+
 status=0
-for target in $(cargo fuzz list); do
+for target in "${targets[@]}"; do
   mkdir -p "corpus/$target"
   seeds=()
   [ -d "seeds/$target" ] && seeds=("seeds/$target")
-  dict=()
-  [ -f "dict/$target.dict" ] && dict=("-dict=dict/$target.dict")
+  dict="$(mktemp)"
+  # shellcheck disable=SC2046
+  cat $(dicts_for "$target") /dev/null >"$dict"
   log="$(mktemp)"
   if cargo fuzz run -O "$target" "corpus/$target" "${seeds[@]}" -- -max_total_time="$seconds" \
-       -print_final_stats=1 "${dict[@]}" >"$log" 2>&1; then
-    summary=$(grep -E '^#[0-9]+.*DONE' "$log" | tail -1)
+       -print_final_stats=1 -dict="$dict" -max_len=4096 >"$log" 2>&1; then
+    summary=$(grep -E '^#[0-9]+.*DONE' "$log" | tail -1 | sed -E 's/.*DONE +//; s/ exec\/s.*//')
     execs=$(grep -E 'stat::number_of_executed_units' "$log" | awk '{print $2}')
-    echo "ok    $target execs=${execs:-?} ${summary#*DONE}"
+    echo "ok    $target execs=${execs:-?} $summary"
+    rm -f "$log"
   else
     echo "FAIL  $target (log: $log)"
-    grep -E 'panicked|SUMMARY|ERROR' "$log" | head -5
+    grep -E -A3 'panicked|SUMMARY|ERROR' "$log" | head -12
     status=1
   fi
+  rm -f "$dict"
 done
 exit $status

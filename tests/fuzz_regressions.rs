@@ -11,3 +11,100 @@ fn fuzz_smtp_capabilities_control_char_in_greeting() {
     assert_eq!(Capabilities::parse(lines.iter().map(String::as_bytes)), caps);
     assert!(!caps.greeting.starts_with(' '));
 }
+
+/// `smtp_client`: with `max_buffered` below the reply line limit, a partial line that was
+/// still arriving counted as buffered data, so one chunk gave `BadCode` and two chunks gave
+/// `BufferFull`: the outcome depended on how the bytes were split.
+#[test]
+fn fuzz_smtp_client_partial_line_is_not_buffered_data() {
+    use mailwire::sasl::FixedRandom;
+    use mailwire::smtp::{Client, ClientConfig, client::Error};
+    let mut line = vec![0xb1u8; 450];
+    line.extend_from_slice(b"\r\n");
+    let run = |chunks: &[&[u8]]| {
+        let mut config = ClientConfig::new("client.example", "mx.example");
+        config.max_buffered = 300;
+        let mut client = Client::new(config, Box::new(FixedRandom::new(1)));
+        let mut result = Ok(());
+        for chunk in chunks {
+            result = client.receive(chunk);
+            if result.is_err() {
+                break;
+            }
+        }
+        result
+    };
+    let whole = run(&[&line]);
+    assert!(matches!(whole, Err(Error::Reply(_))), "{whole:?}");
+    for cut in 0..=line.len() {
+        assert_eq!(run(&[&line[..cut], &line[cut..]]), whole, "cut at {cut}");
+    }
+}
+
+/// `smtp_reply`: a reply line with invalid UTF-8 grew past 512 octets when its replacement
+/// characters were written back, so `Reply::to_bytes` made a line no reader has to accept.
+/// The writer now refuses lines over 512 octets with their CRLF (RFC 5321 §4.5.3.1.5).
+#[test]
+fn fuzz_smtp_reply_writer_keeps_lines_within_512() {
+    use mailwire::smtp::{Reply, ReplyWriteError};
+    let mut raw = b"250 ".to_vec();
+    raw.extend(std::iter::repeat_n(0xffu8, 240));
+    let mut reader = mailwire::wire::LineReader::new(mailwire::wire::SMTP_REPLY_LIMIT);
+    let mut parser = mailwire::smtp::ReplyParser::new();
+    raw.extend_from_slice(b"\r\n");
+    reader.feed(&raw);
+    let reply = parser.next_reply(&mut reader).unwrap().unwrap();
+    assert_eq!(reply.to_bytes(), Err(ReplyWriteError::Invalid));
+    // At the limit exactly it is written: "250 " + 506 + CRLF = 512.
+    let fits = Reply::new(250, "a".repeat(506));
+    assert_eq!(fits.to_bytes().unwrap().len(), 512);
+    assert_eq!(Reply::new(250, "a".repeat(507)).to_bytes(), Err(ReplyWriteError::Invalid));
+}
+
+/// `smtp_client` / `pop3_client`: bytes injected after the `220` to STARTTLS (`+OK` to
+/// STLS) close the machine; when the reply came in an earlier read, a `StartTls` event was
+/// still queued on the closed machine, telling the application to run a handshake. Now the
+/// events are the same however the bytes were split: no `StartTls`.
+#[test]
+fn fuzz_starttls_injection_leaves_no_starttls_event() {
+    use mailwire::sasl::FixedRandom;
+    use mailwire::smtp::client::{Error, Event};
+    use mailwire::smtp::{Client, ClientConfig};
+    let server: &[u8] = b"220 mx ready\r\n250-mx\r\n250 STARTTLS\r\n220 go ahead\r\n250 injected\r\n";
+    let split_at = server.len() - b"250 injected\r\n".len();
+    for cut in [server.len(), split_at] {
+        let mut client = Client::new(ClientConfig::new("client.example", "mx.example"), Box::new(FixedRandom::new(1)));
+        let mut result = Ok(());
+        for chunk in [&server[..cut], &server[cut..]] {
+            result = client.receive(chunk);
+            if result.is_err() {
+                break;
+            }
+        }
+        assert_eq!(result, Err(Error::StartTlsInjection), "cut at {cut}");
+        let events: Vec<Event> = std::iter::from_fn(|| client.poll_event()).collect();
+        assert!(!events.contains(&Event::StartTls), "cut at {cut}: {events:?}");
+    }
+}
+
+/// The POP3 side of the case above (`+OK` to STLS, then injected bytes).
+#[test]
+fn fuzz_stls_injection_leaves_no_starttls_event() {
+    use mailwire::pop3::client::{Error, Event};
+    use mailwire::pop3::{Client, ClientConfig};
+    let server: &[u8] = b"+OK ready\r\n+OK\r\nSTLS\r\n.\r\n+OK Begin TLS\r\n+OK injected\r\n";
+    let split_at = server.len() - b"+OK injected\r\n".len();
+    for cut in [server.len(), split_at] {
+        let mut client = Client::new(ClientConfig::new("pop.example"));
+        let mut result = Ok(());
+        for chunk in [&server[..cut], &server[cut..]] {
+            result = client.receive(chunk);
+            if result.is_err() {
+                break;
+            }
+        }
+        assert_eq!(result, Err(Error::StartTlsInjection), "cut at {cut}");
+        let events: Vec<Event> = std::iter::from_fn(|| client.poll_event()).collect();
+        assert!(!events.contains(&Event::StartTls), "cut at {cut}: {events:?}");
+    }
+}

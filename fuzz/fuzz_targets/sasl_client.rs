@@ -31,7 +31,14 @@ fuzz_target!(|input: Input| {
         }
     }
     let verified = mech.finish(input.finish_data.as_deref()).is_ok();
-    if matches!(mechanism, Mechanism::ScramSha1 | Mechanism::ScramSha256 | Mechanism::ScramSha1Plus | Mechanism::ScramSha256Plus | Mechanism::DigestMd5) {
+    if matches!(
+        mechanism,
+        Mechanism::ScramSha1
+            | Mechanism::ScramSha256
+            | Mechanism::ScramSha1Plus
+            | Mechanism::ScramSha256Plus
+            | Mechanism::DigestMd5
+    ) {
         // A random challenge sequence cannot carry a valid server signature / rspauth.
         assert!(!verified || input.challenges.len() >= 2);
     }

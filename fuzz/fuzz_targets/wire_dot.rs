@@ -1,16 +1,10 @@
 //! Dot codec: decoding is split-invariant and never ends at a bare-LF/CR terminator; encoding
-//! then decoding gives back the CRLF-normalized body.
+//! then decoding gives back the CRLF-normalized body. Input: two bytes for the cut point, then
+//! the bytes.
 #![no_main]
 
-use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use mailwire::wire::{DotDecoder, DotEncoder};
-
-#[derive(Debug, Arbitrary)]
-struct Input {
-    cut: u16,
-    data: Vec<u8>,
-}
 
 fn decode(chunks: &[&[u8]]) -> (Vec<u8>, Option<usize>) {
     let mut decoder = DotDecoder::new();
@@ -27,11 +21,12 @@ fn decode(chunks: &[&[u8]]) -> (Vec<u8>, Option<usize>) {
     (out, None)
 }
 
-fuzz_target!(|input: Input| {
-    let data = &input.data;
-    let cut = usize::from(input.cut) % (data.len() + 1);
+fuzz_target!(|input: &[u8]| {
+    let (header, data) = input.split_at(input.len().min(2));
     let whole = decode(&[data]);
-    assert_eq!(decode(&[&data[..cut], &data[cut..]]), whole);
+    assert_eq!(decode(&mailwire_fuzz::split_at_points(data, header)), whole);
+    let bytewise: Vec<&[u8]> = data.chunks(1).collect();
+    assert_eq!(decode(&bytewise), whole);
     if let Some(end) = whole.1 {
         // Only CRLF "." CRLF (or "." CRLF at the very start) ends a body.
         let head = &data[..end];

@@ -1,17 +1,10 @@
 //! The line reader gives the same lines however the input is split, and never stores an
-//! overlong line.
+//! overlong line. Input: the limit byte, a count `n` (0-7) of cut points, `n` two-byte cut
+//! points, then the bytes.
 #![no_main]
 
-use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use mailwire::wire::{LineError, LineReader};
-
-#[derive(Debug, Arbitrary)]
-struct Input {
-    limit: u8,
-    cuts: Vec<u16>,
-    data: Vec<u8>,
-}
 
 fn run(chunks: &[&[u8]], limit: usize) -> Vec<Result<Vec<u8>, LineError>> {
     let mut reader = LineReader::new(limit);
@@ -30,17 +23,13 @@ fn run(chunks: &[&[u8]], limit: usize) -> Vec<Result<Vec<u8>, LineError>> {
     out
 }
 
-fuzz_target!(|input: Input| {
-    let limit = usize::from(input.limit).max(2);
-    let whole = run(&[&input.data], limit);
-    let mut cuts: Vec<usize> = input.cuts.iter().map(|&c| usize::from(c) % (input.data.len() + 1)).collect();
-    cuts.sort_unstable();
-    let mut chunks = Vec::new();
-    let mut last = 0;
-    for cut in cuts {
-        chunks.push(&input.data[last..cut]);
-        last = cut;
-    }
-    chunks.push(&input.data[last..]);
-    assert_eq!(run(&chunks, limit), whole);
+fuzz_target!(|input: &[u8]| {
+    let Some((&limit, rest)) = input.split_first() else { return };
+    let Some((&count, rest)) = rest.split_first() else { return };
+    let (header, data) = rest.split_at(rest.len().min(usize::from(count & 7) * 2));
+    let limit = usize::from(limit).max(2);
+    let whole = run(&[data], limit);
+    assert_eq!(run(&mailwire_fuzz::split_at_points(data, header), limit), whole);
+    let bytewise: Vec<&[u8]> = data.chunks(1).collect();
+    assert_eq!(run(&bytewise, limit), whole);
 });

@@ -673,6 +673,9 @@ impl Client {
 
     fn fail<T>(&mut self, error: Error) -> Result<T, Error> {
         self.phase = Phase::Closed;
+        // A closed machine upgrades nothing: a StartTls not yet polled goes (so that the events
+        // do not depend on whether the injected bytes came with the reply or after it).
+        self.events.retain(|event| !matches!(event, Event::StartTls));
         self.reader.clear();
         self.queued.clear();
         self.in_flight.clear();

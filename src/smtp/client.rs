@@ -98,7 +98,8 @@ pub struct ClientConfig {
     /// Lines accepted in one reply.
     pub max_reply_lines: usize,
     /// Bytes received but not yet processed (replies waiting for their command) beyond which
-    /// [`Client::receive`] fails.
+    /// [`Client::receive`] fails; never below the current line limit, so that a partial line
+    /// counts the same however the bytes were split.
     pub max_buffered: usize,
 }
 
@@ -627,6 +628,9 @@ impl Client {
     /// Closes the machine and returns `error`.
     fn fail(&mut self, error: Error) -> Result<(), Error> {
         self.closed = true;
+        // A closed machine upgrades nothing: a StartTls not yet polled goes (so that the events
+        // do not depend on whether the injected bytes came with the reply or after it).
+        self.events.retain(|event| !matches!(event, Event::StartTls));
         self.awaiting_tls = false;
         self.expect.clear();
         self.auth = None;
@@ -655,7 +659,9 @@ impl Client {
             };
             self.dispatch(reply)?;
         }
-        if !self.closed && self.reader.pending_len() > self.config.max_buffered {
+        // A partial line is bounded by the line limit already; counting it against a smaller
+        // `max_buffered` would make the outcome depend on how the bytes were split.
+        if !self.closed && self.reader.pending_len() > self.config.max_buffered.max(self.reader.limit()) {
             let limit = self.config.max_buffered;
             return self.fail(Error::BufferFull(limit));
         }

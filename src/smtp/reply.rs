@@ -9,7 +9,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
 
-use crate::wire::{LineError, LineReader};
+use crate::wire::{LineError, LineReader, SMTP_REPLY_LIMIT};
 
 /// A reply the peer sent that is not a valid SMTP reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -51,8 +51,9 @@ pub enum ReplyWriteError {
     #[error("CR, LF or NUL in reply text")]
     Injection,
     /// The code is not `2yz`..`5yz`, there is no line, the enhanced code's class does not
-    /// match, the text holds control characters, or it would parse back differently (text
-    /// starting with something that reads as an enhanced code).
+    /// match, the text holds control characters, it would parse back differently (text
+    /// starting with something that reads as an enhanced code), or a line would be longer
+    /// than 512 octets with its CRLF (RFC 5321 §4.5.3.1.5), which no reader has to accept.
     #[error("reply would not parse back as written")]
     Invalid,
 }
@@ -276,6 +277,9 @@ impl Reply {
                         return Err(ReplyWriteError::Invalid);
                     }
                 }
+            }
+            if head.len() + text.len() + 2 > SMTP_REPLY_LIMIT {
+                return Err(ReplyWriteError::Invalid);
             }
             out.extend_from_slice(head.as_bytes());
             out.extend_from_slice(text);
