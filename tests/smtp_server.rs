@@ -267,8 +267,10 @@ fn starttls_s1_command_injection() {
     assert!(server.is_closed());
     assert!(!server.is_tls());
     assert_eq!(server.tls_established(tls_info()), Err(Error::Closed));
-    assert_eq!(server.receive(b"RSET\r\n"), Err(Error::Closed));
+    // Later input is ignored: nothing is executed and nothing is sent.
+    assert_eq!(server.receive(b"RSET\r\n"), Ok(()));
     assert_eq!(output(&mut server), "");
+    assert_eq!(events(&mut server), vec![]);
 }
 
 fn code(class: u8, subject: u16, detail: u16) -> mailwire::smtp::EnhancedCode {
@@ -813,7 +815,8 @@ fn failed_auth_limit_closes_with_421() {
         matches!(events.as_slice(), [Event::Credentials(_), Event::AuthFailed { .. }, Event::Closed(r)] if r.code == 421)
     );
     assert!(server.is_closed());
-    assert_eq!(server.receive(wrong), Err(Error::Closed));
+    assert_eq!(server.receive(wrong), Ok(()));
+    assert_eq!(output(&mut server), "");
 }
 
 #[test]
@@ -1544,4 +1547,24 @@ fn relay_decided_with_the_submission_policy() {
     assert_eq!(session(popped, false), "250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n");
     assert_eq!(session(stranger, true), "250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n");
     assert_eq!(session(stranger, false), "250 2.1.0 Sender OK\r\n554 5.7.1 Relay access denied\r\n");
+}
+
+/// Fuzzing found it: input after the session closed must be ignored the same way whether it
+/// came in the read that closed the session or in later reads (split invariance).
+#[test]
+fn input_after_close_ignored_however_split() {
+    let input = b"\x0f%.\n(\n%\n\n".repeat(3);
+    let run = |pieces: &[&[u8]]| {
+        let mut config = config();
+        config.max_errors = 3;
+        let mut server = Server::new(config, Box::new(FixedRandom::new(1)));
+        let results: Vec<_> = pieces.iter().map(|p| server.receive(p)).collect();
+        (results.iter().all(Result::is_ok), output(&mut server), events(&mut server))
+    };
+    let whole = run(&[&input]);
+    assert!(whole.0 && whole.1.ends_with("421 Too many errors, closing connection\r\n"), "{whole:?}");
+    for at in 0..=input.len() {
+        let (a, b) = input.split_at(at);
+        assert_eq!(run(&[a, b]), whole, "split at {at}");
+    }
 }

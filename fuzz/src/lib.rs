@@ -73,3 +73,19 @@ pub fn script(data: &[u8]) -> ([u8; 2], Vec<Op<'_>>) {
     }
     (config, ops)
 }
+
+/// An application's answer to a server machine's credential question, right or wrong: `arg`
+/// picks the kind, `payload` gives the secret where one is needed.
+pub fn answer(arg: u8, payload: &[u8], keys: &mailwire::sasl::ScramKeys) -> mailwire::sasl::CredentialAnswer {
+    use mailwire::sasl::{CredentialAnswer, Secret};
+    match arg % 8 {
+        0 => CredentialAnswer::Verified,
+        1 => CredentialAnswer::Rejected,
+        2 => CredentialAnswer::UnknownUser,
+        3 => CredentialAnswer::TemporaryFailure,
+        4 => CredentialAnswer::Password(Secret::from("pencil")),
+        5 => CredentialAnswer::Password(Secret::new(payload.to_vec())),
+        6 => CredentialAnswer::DigestHa1(Secret::new(payload.to_vec())),
+        _ => CredentialAnswer::ScramKeys(keys.clone()),
+    }
+}
