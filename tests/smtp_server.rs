@@ -1562,7 +1562,7 @@ fn input_after_close_ignored_however_split() {
         (results.iter().all(Result::is_ok), output(&mut server), events(&mut server))
     };
     let whole = run(&[&input]);
-    assert!(whole.0 && whole.1.ends_with("421 Too many errors, closing connection\r\n"), "{whole:?}");
+    assert!(whole.0 && whole.1.ends_with("421 4.7.0 Too many errors, closing connection\r\n"), "{whole:?}");
     for at in 0..=input.len() {
         let (a, b) = input.split_at(at);
         assert_eq!(run(&[a, b]), whole, "split at {at}");
