@@ -1,5 +1,6 @@
 //! The SMTP client machine driven by tokio and tokio-rustls: the same `smtp::Client` as
-//! `smtp_client`, a different runtime, and no code shared with the blocking examples. It shows
+//! `smtp_client`, a different runtime, and no protocol code shared with the blocking examples
+//! (only the rustls configuration helpers of `examples/common/tls.rs`). It shows
 //! that the machine needs nothing from its driver but bytes in, bytes out and the TLS switch.
 //! Run `cargo run --example tokio_client -- --help`.
 //!
@@ -8,13 +9,16 @@
 //! (STARTTLS injection included), 6 a command or the message rejected, 7 no acceptable
 //! mechanism or TLS required but unavailable.
 
+#[allow(dead_code)]
+#[path = "common/tls.rs"]
+mod tls;
+
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
-use mailwire::sasl::{ChannelBinding, ChannelBindingType, Credentials, Mechanism, OsRandom, Secret};
+use mailwire::sasl::{Credentials, Mechanism, OsRandom, Secret};
 use mailwire::smtp::client::{Error, Event};
 use mailwire::smtp::{Body, Client, ClientConfig, Parameter};
 use mailwire::tls::{TlsInfo, TlsPolicy};
@@ -23,11 +27,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
-use tokio_rustls::rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use tokio_rustls::rustls::crypto::{CryptoProvider, ring};
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use tokio_rustls::rustls::{self, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio_rustls::rustls::pki_types::ServerName;
 
 const USAGE: &str = "usage: tokio_client --connect HOST:PORT [options]
   --tls starttls|none  STARTTLS required (default), or never
@@ -46,9 +46,6 @@ exit: 0 ok, 2 usage, 3 connection/TLS, 4 auth rejected, 5 protocol violation,
 
 /// How long one connect, read, write or handshake may take.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
-/// Where Debian keeps the system's CA bundle.
-const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
-
 struct Options {
     connect: String,
     starttls: bool,
@@ -141,75 +138,11 @@ fn connection(e: io::Error) -> Fail {
 // ---------------------------------------------------------------------------------------------
 // TLS
 
-/// `--insecure`: the handshake signatures are checked, the certificate's issuer and name are not.
-#[derive(Debug)]
-struct NoVerification(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
+/// The rustls configuration (shared with the blocking examples: TLS setup only, no protocol).
 fn tls_connector(o: &Options) -> Result<TlsConnector, String> {
-    let provider = Arc::new(ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?;
-    let config = if o.insecure {
-        builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerification(provider))).with_no_client_auth()
-    } else {
-        let file = o.ca_file.as_deref().unwrap_or(Path::new(SYSTEM_CA_BUNDLE));
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(file)
-            .and_then(|certs| certs.collect::<Result<_, _>>())
-            .map_err(|e| format!("{}: {e}", file.display()))?;
-        let mut roots = RootCertStore::empty();
-        let (added, _) = roots.add_parsable_certificates(certs);
-        if added == 0 {
-            return Err(format!("{}: no usable CA certificate", file.display()));
-        }
-        builder.with_root_certificates(roots).with_no_client_auth()
-    };
-    Ok(TlsConnector::from(Arc::new(config)))
-}
-
-/// RFC 9266 `tls-exporter` channel binding (TLS 1.3 only), for the -PLUS mechanisms.
-fn channel_binding(tls: &TlsStream<TcpStream>) -> Option<ChannelBinding> {
-    let conn = tls.get_ref().1;
-    if conn.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_3) {
-        return None;
-    }
-    let data = conn.export_keying_material(vec![0u8; 32], b"EXPORTER-Channel-Binding", None).ok()?;
-    Some(ChannelBinding { kind: ChannelBindingType::TlsExporter, data })
+    let options =
+        tls::ClientTlsOptions::from_files(o.ca_file.as_deref(), o.insecure, None, None).map_err(|e| e.to_string())?;
+    Ok(TlsConnector::from(tls::client_config(&options).map_err(|e| e.to_string())?))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -260,7 +193,7 @@ impl Io {
         let tls = timeout(IO_TIMEOUT, connector.connect(name, tcp))
             .await
             .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
-        let info = TlsInfo { channel_binding: channel_binding(&tls), ..TlsInfo::default() };
+        let info = TlsInfo { channel_binding: tls::channel_binding(tls.get_ref().1), ..TlsInfo::default() };
         *self = Io::Tls(Box::new(tls));
         Ok(info)
     }
