@@ -23,13 +23,14 @@
 //! [`ServerConfig::max_data_chunk`] octets (the last one shorter), so the events do not depend
 //! on how the input was split.
 //!
-//! STARTTLS: when anything follows `STARTTLS\r\n` in the input (a whole command or part of
-//! one), nothing of it is executed: the server replies `503 5.5.1 Pipelined data after
-//! STARTTLS`, does not upgrade, and closes the session ([`Event::Closed`]); this is the
-//! CVE-2011-0411 class (starttls-cases S1, S2, S10). Otherwise it replies `220` and emits
-//! [`Event::StartTls`]: send everything [`poll_transmit`](Server::poll_transmit) holds, run
-//! the TLS handshake, then call [`tls_established`](Server::tls_established). A byte fed
-//! before that is an injection ([`Error::StartTlsInjection`]). After TLS the session is as
+//! STARTTLS: the server replies `220` and emits [`Event::StartTls`]: send everything
+//! [`poll_transmit`](Server::poll_transmit) holds, run the TLS handshake, then call
+//! [`tls_established`](Server::tls_established). Whatever the client sent after
+//! `STARTTLS\r\n` in plaintext, in the same read or in a later one before the handshake,
+//! whole commands or part of one, is dropped unread and never executed: the CVE-2011-0411
+//! class (starttls-cases S1, S2, S10; [`Server::discarded_after_starttls`] counts it). Dropping
+//! rather than refusing gives the same outcome however the bytes were split across reads,
+//! since a refusal could only see what had already arrived. After TLS the session is as
 //! after the greeting (EHLO needed again, identity and transaction forgotten), and STARTTLS is
 //! neither offered nor accepted again.
 //!
@@ -349,10 +350,6 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Bytes arrived after `220` to STARTTLS before TLS was established (peer fault, RFC 3207
-    /// §4.2): nothing of them is used, and the session is closed.
-    #[error("data received after the STARTTLS reply before TLS was established")]
-    StartTlsInjection,
     /// More input queued than [`ServerConfig::max_buffered`] (peer fault); `421` is queued.
     #[error("more than {0} bytes buffered")]
     BufferFull(usize),
@@ -434,6 +431,8 @@ pub struct Server {
     out: Vec<u8>,
     tls: Option<Box<TlsInfo>>,
     received: bool,
+    /// Plaintext octets dropped after STARTTLS.
+    discarded: usize,
     helo: bool,
     identity: Option<Identity>,
     auth: Option<Box<AuthExchange>>,
@@ -471,6 +470,7 @@ impl Server {
             out: Vec::new(),
             tls: None,
             received: false,
+            discarded: 0,
             helo: false,
             identity: None,
             auth: None,
@@ -498,10 +498,10 @@ impl Server {
             // Whatever a client sends after the session ended is ignored, however it was
             // split across reads (the driver hangs up on `is_closed`).
             State::Closed => return Ok(()),
-            State::Tls if !data.is_empty() => {
-                // RFC 3207 §4.2: nothing read in plaintext after the 220 may be used.
-                self.shut();
-                return Err(Error::StartTlsInjection);
+            State::Tls => {
+                // RFC 3207 §4.2, CVE-2011-0411: plaintext after STARTTLS is never read.
+                self.discarded = self.discarded.saturating_add(data.len());
+                return Ok(());
             }
             _ => {}
         }
@@ -532,6 +532,12 @@ impl Server {
     /// Whether the session is protected by TLS.
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
+    }
+
+    /// Plaintext octets the client sent after `STARTTLS` that were dropped unread (RFC 3207
+    /// §4.2): non-zero means a client or a man in the middle pipelined across the switch.
+    pub fn discarded_after_starttls(&self) -> usize {
+        self.discarded
     }
 
     /// What the driver reported about TLS, if the session is protected.
@@ -879,11 +885,9 @@ impl Server {
         if self.transaction.is_some() {
             return self.bad(503, code(5, 5, 1), "Mail transaction in progress");
         }
-        if self.reader.has_pending() {
-            // CVE-2011-0411: refuse, do not upgrade, and drop the session.
-            let reply = self.reply(503, code(5, 5, 1), "Pipelined data after STARTTLS");
-            return self.close_with(reply);
-        }
+        // CVE-2011-0411: whatever was pipelined after STARTTLS is dropped unread.
+        self.discarded = self.discarded.saturating_add(self.reader.pending_len());
+        self.reader.clear();
         self.send(220, code(2, 0, 0), "Ready to start TLS");
         self.state = State::Tls;
         self.events.push_back(Event::StartTls);
