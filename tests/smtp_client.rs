@@ -348,6 +348,44 @@ fn field_b01_bare_334_to_xoauth2() {
     assert!(events(&mut client).contains(&Event::Authenticated { mechanism: Mechanism::XOAuth2 }));
 }
 
+/// rfc-vectors.md §12: Google's SMTP XOAUTH2 transcript, verbatim (error challenge with its
+/// trailing LF, empty answer, two-line 535), and the `235 2.7.0 Accepted` success.
+#[test]
+fn rfc_xoauth2_google_smtp_transcript() {
+    const TOKEN: &str = "ya29.vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEuY29tCg";
+    const IR: &str = "AUTH XOAUTH2 dXNlcj1zb21ldXNlckBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB5YTI5LnZGOWRmdDRxbVRjMk52YjNSbGNrQmhkSFJoZG1semRHRXVZMjl0Q2cBAQ==\r\n";
+    let token = Credentials::token("someuser@example.com", TOKEN);
+    let mut client = auth_client(b"250-mail\r\n250 AUTH XOAUTH2\r\n", Some(Mechanism::XOAuth2));
+    client.authenticate(&token).unwrap();
+    assert_eq!(text(&output(&mut client)), IR);
+    client.receive(b"235 2.7.0 Accepted\r\n").unwrap();
+    assert!(client.is_authenticated());
+
+    let mut client = auth_client(b"250-mail\r\n250 AUTH XOAUTH2\r\n", Some(Mechanism::XOAuth2));
+    client.authenticate(&token).unwrap();
+    assert_eq!(text(&output(&mut client)), IR);
+    client
+        .receive(b"334 eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIG1hYyIsInNjb3BlIjoiaHR0cHM6Ly9tYWlsLmdvb2dsZS5jb20vIn0K\r\n")
+        .unwrap();
+    assert_eq!(text(&output(&mut client)), "\r\n");
+    assert_eq!(events(&mut client), vec![]);
+    client
+        .receive(
+            b"535-5.7.1 Username and Password not accepted. Learn more at\r\n\
+              535 5.7.1 https://support.google.com/mail/?p=BadCredentials hx9sm5317360pbc.68\r\n",
+        )
+        .unwrap();
+    let got = events(&mut client);
+    let [Event::AuthFailed { reason: AuthRejection::InvalidCredentials, server_error: Some(error), .. }] =
+        got.as_slice()
+    else {
+        panic!("{got:?}")
+    };
+    assert!(error.contains(r#""status":"401""#) && error.contains("bearer mac"), "{error}");
+    assert!(!client.is_authenticated());
+    assert!(output(&mut client).is_empty());
+}
+
 #[test]
 fn oauth_error_challenge_answered_before_the_final_code() {
     // peer-transcripts.md §2: Dovecot's XOAUTH2 and OAUTHBEARER failures.
