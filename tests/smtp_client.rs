@@ -548,12 +548,13 @@ fn auth_client(ehlo: &[u8], mechanism: Option<Mechanism>) -> Client {
 }
 
 #[test]
-fn auth_reply_codes_are_typed_outcomes() {
+fn rfc4954_auth_reply_codes_are_typed_outcomes() {
     for (code, reason) in [
         (535, AuthRejection::InvalidCredentials),
         (534, AuthRejection::MechanismTooWeak),
         (538, AuthRejection::EncryptionRequired),
         (454, AuthRejection::TemporaryFailure),
+        (432, AuthRejection::PasswordTransitionNeeded),
         (504, AuthRejection::UnsupportedMechanism),
         (530, AuthRejection::StartTlsRequired),
         (501, AuthRejection::Other),
