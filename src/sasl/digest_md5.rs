@@ -1026,6 +1026,103 @@ response=d388dad90d4bbd760a152321f2143af7,qop=auth";
         }
     }
 
+    /// peer-transcripts.md §1 (Dovecot POP3, DIGEST-MD5): (user, password, nonce, cnonce,
+    /// response, rspauth) as Dovecot computed them; `rspauth` is `None` where it refused.
+    const DOVECOT_POP3: [(&str, &str, &str, &str, &[u8], Option<&[u8]>); 3] = [
+        (
+            "alice",
+            "wonderland",
+            "2wVqfLATrnjcrNZ8ykSkxg==",
+            "oBRPKTQJ68zxzSHq",
+            b"cbbcb61ff2f142cbe27aebaeba5be638",
+            Some(b"f2d24a9e1f8b1eb221fa938e059f2838"),
+        ),
+        (
+            "odd,user=name",
+            "p\u{e4}ssw\u{f6}rd\u{20ac}",
+            "CCVSO4LBuF6+DWNlDNoThw==",
+            "SyiAxyDGOITLt/Wd",
+            b"dffbcc0578ba93401f8c52209dd0c37a",
+            Some(b"36d44480d765d1564a903ed5c28521d3"),
+        ),
+        (
+            "alice",
+            "wrong-secret",
+            "3eXRsUeaxXqMGqib/PCw9g==",
+            "VkWRQoR6uG4JU5L4",
+            b"da2d6ef98ac161b75b556a4c568c416a",
+            None,
+        ),
+    ];
+
+    /// Dovecot POP3 DIGEST-MD5 transcripts, client side: with the transcript's cnonce our
+    /// client computes Dovecot's `response` and verifies its `rspauth` (the transport replay
+    /// cannot, since our cnonce differs).
+    #[test]
+    fn peer_dovecot_pop3_digest_md5_client_known_answers() {
+        for (user, password, nonce, cnonce, response, rspauth) in DOVECOT_POP3 {
+            let challenge =
+                alloc::format!("realm=\"\",nonce=\"{nonce}\",qop=\"auth\",charset=\"utf-8\",algorithm=\"md5-sess\"");
+            // The wrong-password session: the client computed with the wrong secret.
+            let mut client = DigestClient::new(
+                &Credentials::password(user, password),
+                &ClientContext::new("pop", "localhost"),
+                cnonce.into(),
+            )
+            .unwrap();
+            let message = client.step(challenge.as_bytes()).unwrap();
+            assert_eq!(value_of(message.expose(), "response"), response, "{user}");
+            assert_eq!(value_of(message.expose(), "username"), user.as_bytes());
+            assert_eq!(value_of(message.expose(), "digest-uri"), b"pop/localhost");
+            assert_eq!(value_of(message.expose(), "realm"), b"");
+            if let Some(rspauth) = rspauth {
+                let mut line = b"rspauth=".to_vec();
+                line.extend_from_slice(rspauth);
+                assert!(client.step(&line).unwrap().is_empty());
+                client.finish(None).unwrap();
+            }
+        }
+    }
+
+    /// The same transcripts, server side: Dovecot's client messages verified by our server,
+    /// which answers Dovecot's `rspauth`, or fails on the wrong password.
+    #[test]
+    fn peer_dovecot_pop3_digest_md5_server_known_answers() {
+        for (user, password, nonce, cnonce, response, rspauth) in DOVECOT_POP3 {
+            let message = alloc::format!(
+                "charset=utf-8,username=\"{}\",realm=\"\",nonce=\"{nonce}\",cnonce=\"{cnonce}\",nc=00000001,qop=auth,digest-uri=\"pop/localhost\",response={}",
+                user,
+                core::str::from_utf8(response).unwrap()
+            );
+            let mut server = DigestServer::new(&ServerContext::new("pop", "localhost"), nonce.into()).unwrap();
+            assert!(matches!(server.start(None), ServerStep::Challenge(_)));
+            assert_eq!(
+                server.step(message.as_bytes()),
+                ServerStep::Ask(CredentialRequest::DigestSecret { username: user.into(), realm: String::new() })
+            );
+            let step = server.answer(CredentialAnswer::Password(Secret::from(if rspauth.is_some() {
+                password
+            } else {
+                "wonderland"
+            })));
+            match rspauth {
+                Some(rspauth) => {
+                    let mut line = b"rspauth=".to_vec();
+                    line.extend_from_slice(rspauth);
+                    assert_eq!(step, ServerStep::Challenge(line));
+                    assert_eq!(
+                        server.step(b""),
+                        ServerStep::Success {
+                            identity: Identity { authcid: user.into(), authzid: None },
+                            additional: None
+                        }
+                    );
+                }
+                None => assert_eq!(step, ServerStep::Failure(AuthFailure::Credentials)),
+            }
+        }
+    }
+
     /// The server's challenge is the RFC's, byte for byte, apart from directive order.
     #[test]
     fn rfc2831_server_challenge_shape() {
