@@ -1395,9 +1395,14 @@ mod tests {
         }
     }
 
+    /// B17 (and malformed saslnames): every identity field, every line-break form.
     #[test]
-    fn bad_identities_in_client_first_every_field() {
+    fn field_b17_bad_identities_in_client_first_every_field() {
         for first in [
+            "n,,n=user\r,r=abc",
+            "n,,n=user\0,r=abc",
+            "n,a=ad\rmin,n=user,r=abc",
+            "n,a=ad\0min,n=user,r=abc",
             "n,,n=us=er,r=abc",
             "n,,n=,r=abc",
             "n,,n=user\r\n,r=abc",
