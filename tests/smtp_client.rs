@@ -386,6 +386,27 @@ fn rfc_xoauth2_google_smtp_transcript() {
     assert!(output(&mut client).is_empty());
 }
 
+/// rfc-vectors.md §2 rules (RFC 4954 §4): with PIPELINING, AUTH ends a group; nothing is
+/// sent after it until its outcome, and a mail transaction asked for meanwhile is refused or
+/// held, never written behind the AUTH line.
+#[test]
+fn rfc4954_auth_is_last_in_a_pipelined_group() {
+    let mut client = auth_client(b"250-mail\r\n250-PIPELINING\r\n250 AUTH PLAIN\r\n", Some(Mechanism::Plain));
+    client.authenticate(&password()).unwrap();
+    assert_eq!(text(&output(&mut client)), "AUTH PLAIN AGFsaWNlAHdvbmRlcmxhbmQ=\r\n");
+    let early = client.send_mail("a@example.org", &["b@example.org"]);
+    assert!(output(&mut client).is_empty(), "nothing behind AUTH before its reply");
+    client.receive(b"235 2.7.0 Authentication successful\r\n").unwrap();
+    assert!(client.is_authenticated());
+    let after = text(&output(&mut client));
+    match early {
+        // Held: MAIL goes out only after the 235.
+        Ok(()) => assert!(after.starts_with("MAIL FROM:<a@example.org>\r\n"), "{after}"),
+        // Refused: nothing was queued.
+        Err(_) => assert_eq!(after, ""),
+    }
+}
+
 #[test]
 fn oauth_error_challenge_answered_before_the_final_code() {
     // peer-transcripts.md §2: Dovecot's XOAUTH2 and OAUTHBEARER failures.
