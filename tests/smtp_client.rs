@@ -501,6 +501,22 @@ fn field_b11_refused_starttls_never_sends_credentials() {
     output(&mut client);
     assert!(client.authenticate(&password()).is_err());
     assert!(output(&mut client).is_empty(), "no credential in the clear");
+    // The class: every non-220 answer, under both policies, is a refusal, never an upgrade,
+    // and no credential follows in the clear.
+    for refusal in [&b"502 5.5.1 no\r\n"[..], b"500 what\r\n", b"501 5.5.4 syntax\r\n", b"250 OK\r\n", b"554 no\r\n"] {
+        for policy in [TlsPolicy::Required, TlsPolicy::Opportunistic] {
+            let mut client = new_client(config(policy));
+            client.receive(GREETING).unwrap();
+            client.receive(ehlo).unwrap();
+            output(&mut client);
+            let _ = client.receive(refusal);
+            assert!(!events(&mut client).contains(&Event::StartTls), "{}", text(refusal));
+            assert!(client.tls_established(TlsInfo::default()).is_err(), "{}", text(refusal));
+            let _ = client.authenticate(&password());
+            let out = text(&output(&mut client));
+            assert!(!out.contains("AUTH"), "{}: {out}", text(refusal));
+        }
+    }
 }
 
 #[test]
