@@ -477,6 +477,24 @@ fn field_b09_partial_line_after_220_is_injection() {
     let mut client = at_starttls();
     client.receive(b"220 2.0.0 Ready\r\n").unwrap();
     assert_eq!(client.receive(b"250-AUTH PLAIN"), Err(Error::StartTlsInjection));
+    // The class: any leftover, even one byte or a lone line ending, in the same read or the next.
+    for tail in [&b"2"[..], b"\r", b"\n", b"250", b"250-STARTTLS\r\n250 AUTH PLAIN\r\n", b"\x16\x03\x01"] {
+        for same_read in [true, false] {
+            let mut client = at_starttls();
+            let result = if same_read {
+                client.receive(&[&b"220 2.0.0 Ready\r\n"[..], tail].concat())
+            } else {
+                client.receive(b"220 2.0.0 Ready\r\n").unwrap();
+                events(&mut client);
+                client.receive(tail)
+            };
+            assert_eq!(result, Err(Error::StartTlsInjection), "{tail:?}");
+            assert!(client.is_closed());
+            assert!(!events(&mut client).contains(&Event::StartTls) || !same_read);
+            assert_eq!(client.tls_established(TlsInfo::default()), Err(Error::Closed));
+            assert!(output(&mut client).is_empty());
+        }
+    }
 }
 
 #[test]
