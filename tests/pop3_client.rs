@@ -1437,7 +1437,8 @@ fn dovecot_pop3_transcripts_replay() {
     for conn in &all {
         let section = conn.section.as_str();
         // DIGEST-MD5: the transcript's client drew a 16-character cnonce, ours 24, so its
-        // lines cannot be reproduced byte for byte (the mechanism's own tests cover it).
+        // lines cannot be reproduced byte for byte (`sasl::digest_md5` tests
+        // `peer_digest_md5_*_known_answers` check these sessions with the transcript's cnonce).
         if section.contains("DIGEST-MD5") {
             continue;
         }
@@ -1570,6 +1571,41 @@ fn scram_server_signature_checked_before_success() {
     client.receive(b"-ERR Authentication aborted by client.\r\n").unwrap();
     let failed = std::iter::from_fn(|| client.poll_event()).find(|e| matches!(e, Event::AuthFailed { .. }));
     assert!(matches!(failed, Some(Event::AuthFailed { reason: Some(_), .. })), "{failed:?}");
+    assert!(!client.is_closed());
+}
+
+/// rfc-vectors.md §12: Google's POP3 XOAUTH2 exchange, verbatim initial response and error
+/// challenge (`{"status":"400",...}`); the client answers with an empty line.
+#[test]
+fn rfc_xoauth2_google_pop3_vectors() {
+    const TOKEN: &str = "ya29.vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEuY29tCg";
+    const IR: &[u8] = b"AUTH XOAUTH2 dXNlcj1zb21ldXNlckBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB5YTI5LnZGOWRmdDRxbVRjMk52YjNSbGNrQmhkSFJoZG1semRHRXVZMjl0Q2cBAQ==\r\n";
+    let token = Credentials::token("someuser@example.com", TOKEN);
+    // Success: `+OK Welcome.`
+    let mut client = tls_ready(b"+OK\r\nSASL XOAUTH2\r\n.\r\n");
+    assert_eq!(client.authenticate(&token, &mut rng()), Ok(AuthMethod::Sasl(Mechanism::XOAuth2)));
+    assert_eq!(client.poll_transmit().unwrap(), IR);
+    client.receive(b"+OK Welcome.\r\n").unwrap();
+    assert_eq!(
+        std::iter::from_fn(|| client.poll_event()).collect::<Vec<_>>(),
+        vec![Event::Authenticated { method: AuthMethod::Sasl(Mechanism::XOAuth2) }]
+    );
+    // Failure: the error challenge, an empty answer, then `-ERR`.
+    let mut client = tls_ready(b"+OK\r\nSASL XOAUTH2\r\n.\r\n");
+    client.authenticate(&token, &mut rng()).unwrap();
+    assert_eq!(client.poll_transmit().unwrap(), IR);
+    client
+        .receive(
+            b"+ eyJzdGF0dXMiOiI0MDAiLCJzY2hlbWVzIjoiQmVhcmVyIiwic2NvcGUiOiJodHRwczovL21haWwuZ29vZ2xlLmNvbS8ifQ==\r\n",
+        )
+        .unwrap();
+    assert_eq!(client.poll_transmit().unwrap(), b"\r\n");
+    assert_eq!(client.poll_event(), None, "no outcome before the final status");
+    client.receive(b"-ERR [AUTH] Invalid credentials.\r\n").unwrap();
+    let failed = client.poll_event().unwrap();
+    let Event::AuthFailed { reply, reason, .. } = failed else { panic!("{failed:?}") };
+    assert_eq!(reply.kind, Some(CodeKind::Auth));
+    assert_eq!(reason.as_deref(), Some(r#"{"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"}"#));
     assert!(!client.is_closed());
 }
 

@@ -296,6 +296,30 @@ fn starttls_s9_pop3_stls_outside_authorization() {
 }
 
 #[test]
+fn starttls_s2_pop3_credential_theft_variant() {
+    // The attacker's own login pipelined after STLS: nothing of it is processed, no credential
+    // question is asked, and the first command processed is the first line received over TLS.
+    let trace = run(
+        &plaintext_config(),
+        &[C(b"STLS\r\nUSER attacker\r\nPASS attackers-password\r\nRETR 1\r\n"), Tls, C(b"PASS secret\r\n")],
+    );
+    assert_eq!(trace.text(), "+OK Begin TLS negotiation\r\n-ERR USER first\r\n");
+    assert_eq!(trace.events, vec![Event::StartTls]);
+    assert!(trace.errors.is_empty());
+}
+
+#[test]
+fn starttls_s7_pop3_stls_with_args() {
+    // RFC 2595 §4: STLS takes no argument; the machine must not upgrade.
+    let trace = run(&config(), &[C(b"STLS foo\r\n"), C(b"CAPA\r\n")]);
+    assert!(trace.text().starts_with("-ERR "), "{}", trace.text());
+    assert!(!trace.text().contains("Begin TLS"), "{}", trace.text());
+    assert!(trace.text().contains("+OK Capability list follows\r\n"), "{}", trace.text());
+    assert_eq!(count(&trace, |e| *e == Event::StartTls), 0);
+    assert!(!trace.closed);
+}
+
+#[test]
 fn starttls_s8_pop3_plaintext_auth_before_tls() {
     let trace = run(
         &config(),

@@ -348,6 +348,65 @@ fn field_b01_bare_334_to_xoauth2() {
     assert!(events(&mut client).contains(&Event::Authenticated { mechanism: Mechanism::XOAuth2 }));
 }
 
+/// rfc-vectors.md §12: Google's SMTP XOAUTH2 transcript, verbatim (error challenge with its
+/// trailing LF, empty answer, two-line 535), and the `235 2.7.0 Accepted` success.
+#[test]
+fn rfc_xoauth2_google_smtp_transcript() {
+    const TOKEN: &str = "ya29.vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEuY29tCg";
+    const IR: &str = "AUTH XOAUTH2 dXNlcj1zb21ldXNlckBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB5YTI5LnZGOWRmdDRxbVRjMk52YjNSbGNrQmhkSFJoZG1semRHRXVZMjl0Q2cBAQ==\r\n";
+    let token = Credentials::token("someuser@example.com", TOKEN);
+    let mut client = auth_client(b"250-mail\r\n250 AUTH XOAUTH2\r\n", Some(Mechanism::XOAuth2));
+    client.authenticate(&token).unwrap();
+    assert_eq!(text(&output(&mut client)), IR);
+    client.receive(b"235 2.7.0 Accepted\r\n").unwrap();
+    assert!(client.is_authenticated());
+
+    let mut client = auth_client(b"250-mail\r\n250 AUTH XOAUTH2\r\n", Some(Mechanism::XOAuth2));
+    client.authenticate(&token).unwrap();
+    assert_eq!(text(&output(&mut client)), IR);
+    client
+        .receive(b"334 eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIG1hYyIsInNjb3BlIjoiaHR0cHM6Ly9tYWlsLmdvb2dsZS5jb20vIn0K\r\n")
+        .unwrap();
+    assert_eq!(text(&output(&mut client)), "\r\n");
+    assert_eq!(events(&mut client), vec![]);
+    client
+        .receive(
+            b"535-5.7.1 Username and Password not accepted. Learn more at\r\n\
+              535 5.7.1 https://support.google.com/mail/?p=BadCredentials hx9sm5317360pbc.68\r\n",
+        )
+        .unwrap();
+    let got = events(&mut client);
+    let [Event::AuthFailed { reason: AuthRejection::InvalidCredentials, server_error: Some(error), .. }] =
+        got.as_slice()
+    else {
+        panic!("{got:?}")
+    };
+    assert!(error.contains(r#""status":"401""#) && error.contains("bearer mac"), "{error}");
+    assert!(!client.is_authenticated());
+    assert!(output(&mut client).is_empty());
+}
+
+/// rfc-vectors.md §2 rules (RFC 4954 §4): with PIPELINING, AUTH ends a group; nothing is
+/// sent after it until its outcome, and a mail transaction asked for meanwhile is refused or
+/// held, never written behind the AUTH line.
+#[test]
+fn rfc4954_auth_is_last_in_a_pipelined_group() {
+    let mut client = auth_client(b"250-mail\r\n250-PIPELINING\r\n250 AUTH PLAIN\r\n", Some(Mechanism::Plain));
+    client.authenticate(&password()).unwrap();
+    assert_eq!(text(&output(&mut client)), "AUTH PLAIN AGFsaWNlAHdvbmRlcmxhbmQ=\r\n");
+    let early = client.send_mail("a@example.org", &["b@example.org"]);
+    assert!(output(&mut client).is_empty(), "nothing behind AUTH before its reply");
+    client.receive(b"235 2.7.0 Authentication successful\r\n").unwrap();
+    assert!(client.is_authenticated());
+    let after = text(&output(&mut client));
+    match early {
+        // Held: MAIL goes out only after the 235.
+        Ok(()) => assert!(after.starts_with("MAIL FROM:<a@example.org>\r\n"), "{after}"),
+        // Refused: nothing was queued.
+        Err(_) => assert_eq!(after, ""),
+    }
+}
+
 #[test]
 fn oauth_error_challenge_answered_before_the_final_code() {
     // peer-transcripts.md §2: Dovecot's XOAUTH2 and OAUTHBEARER failures.
@@ -418,6 +477,24 @@ fn field_b09_partial_line_after_220_is_injection() {
     let mut client = at_starttls();
     client.receive(b"220 2.0.0 Ready\r\n").unwrap();
     assert_eq!(client.receive(b"250-AUTH PLAIN"), Err(Error::StartTlsInjection));
+    // The class: any leftover, even one byte or a lone line ending, in the same read or the next.
+    for tail in [&b"2"[..], b"\r", b"\n", b"250", b"250-STARTTLS\r\n250 AUTH PLAIN\r\n", b"\x16\x03\x01"] {
+        for same_read in [true, false] {
+            let mut client = at_starttls();
+            let result = if same_read {
+                client.receive(&[&b"220 2.0.0 Ready\r\n"[..], tail].concat())
+            } else {
+                client.receive(b"220 2.0.0 Ready\r\n").unwrap();
+                events(&mut client);
+                client.receive(tail)
+            };
+            assert_eq!(result, Err(Error::StartTlsInjection), "{tail:?}");
+            assert!(client.is_closed());
+            assert!(!events(&mut client).contains(&Event::StartTls) || !same_read);
+            assert_eq!(client.tls_established(TlsInfo::default()), Err(Error::Closed));
+            assert!(output(&mut client).is_empty());
+        }
+    }
 }
 
 #[test]
@@ -442,6 +519,22 @@ fn field_b11_refused_starttls_never_sends_credentials() {
     output(&mut client);
     assert!(client.authenticate(&password()).is_err());
     assert!(output(&mut client).is_empty(), "no credential in the clear");
+    // The class: every non-220 answer, under both policies, is a refusal, never an upgrade,
+    // and no credential follows in the clear.
+    for refusal in [&b"502 5.5.1 no\r\n"[..], b"500 what\r\n", b"501 5.5.4 syntax\r\n", b"250 OK\r\n", b"554 no\r\n"] {
+        for policy in [TlsPolicy::Required, TlsPolicy::Opportunistic] {
+            let mut client = new_client(config(policy));
+            client.receive(GREETING).unwrap();
+            client.receive(ehlo).unwrap();
+            output(&mut client);
+            let _ = client.receive(refusal);
+            assert!(!events(&mut client).contains(&Event::StartTls), "{}", text(refusal));
+            assert!(client.tls_established(TlsInfo::default()).is_err(), "{}", text(refusal));
+            let _ = client.authenticate(&password());
+            let out = text(&output(&mut client));
+            assert!(!out.contains("AUTH"), "{}: {out}", text(refusal));
+        }
+    }
 }
 
 #[test]
@@ -510,12 +603,13 @@ fn auth_client(ehlo: &[u8], mechanism: Option<Mechanism>) -> Client {
 }
 
 #[test]
-fn auth_reply_codes_are_typed_outcomes() {
+fn rfc4954_auth_reply_codes_are_typed_outcomes() {
     for (code, reason) in [
         (535, AuthRejection::InvalidCredentials),
         (534, AuthRejection::MechanismTooWeak),
         (538, AuthRejection::EncryptionRequired),
         (454, AuthRejection::TemporaryFailure),
+        (432, AuthRejection::PasswordTransitionNeeded),
         (504, AuthRejection::UnsupportedMechanism),
         (530, AuthRejection::StartTlsRequired),
         (501, AuthRejection::Other),

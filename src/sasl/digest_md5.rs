@@ -1026,6 +1026,192 @@ response=d388dad90d4bbd760a152321f2143af7,qop=auth";
         }
     }
 
+    /// One DIGEST-MD5 exchange from peer-transcripts.md, as the peer computed it; `rspauth`
+    /// is `None` where the peer refused (wrong password).
+    struct PeerDigest {
+        service: &'static str,
+        realm: &'static str,
+        user: &'static str,
+        password: &'static str,
+        nonce: &'static str,
+        cnonce: &'static str,
+        response: &'static [u8],
+        rspauth: Option<&'static [u8]>,
+    }
+
+    /// §1 Dovecot POP3, §2 Dovecot submission, §3 Exim (Cyrus SASL), in that order.
+    const PEER_DIGESTS: [PeerDigest; 9] = [
+        PeerDigest {
+            service: "pop",
+            realm: "",
+            user: "alice",
+            password: "wonderland",
+            nonce: "2wVqfLATrnjcrNZ8ykSkxg==",
+            cnonce: "oBRPKTQJ68zxzSHq",
+            response: b"cbbcb61ff2f142cbe27aebaeba5be638",
+            rspauth: Some(b"f2d24a9e1f8b1eb221fa938e059f2838"),
+        },
+        PeerDigest {
+            service: "pop",
+            realm: "",
+            user: "odd,user=name",
+            password: "p\u{e4}ssw\u{f6}rd\u{20ac}",
+            nonce: "CCVSO4LBuF6+DWNlDNoThw==",
+            cnonce: "SyiAxyDGOITLt/Wd",
+            response: b"dffbcc0578ba93401f8c52209dd0c37a",
+            rspauth: Some(b"36d44480d765d1564a903ed5c28521d3"),
+        },
+        PeerDigest {
+            service: "pop",
+            realm: "",
+            user: "alice",
+            password: "wrong-secret",
+            nonce: "3eXRsUeaxXqMGqib/PCw9g==",
+            cnonce: "VkWRQoR6uG4JU5L4",
+            response: b"da2d6ef98ac161b75b556a4c568c416a",
+            rspauth: None,
+        },
+        PeerDigest {
+            service: "smtp",
+            realm: "",
+            user: "alice",
+            password: "wonderland",
+            nonce: "fUIWOHNqj9mjrimhsFqrwQ==",
+            cnonce: "mBwio6Wz/1FV7VmC",
+            response: b"3c041cd57c773d503f8dab0d0c347620",
+            rspauth: Some(b"98b5303db48b921bb99a53142ae7b371"),
+        },
+        PeerDigest {
+            service: "smtp",
+            realm: "",
+            user: "odd,user=name",
+            password: "p\u{e4}ssw\u{f6}rd\u{20ac}",
+            nonce: "YKG/tdWKeNKss0hvtaBaDQ==",
+            cnonce: "F921BHK/LIzCZQYa",
+            response: b"8a94b6fe1f8115c99c0247a7193d0004",
+            rspauth: Some(b"265174fcdcf7e6d4abb6bc4b4e0de664"),
+        },
+        PeerDigest {
+            service: "smtp",
+            realm: "",
+            user: "alice",
+            password: "wrong-secret",
+            nonce: "xXtFGBt5la4vhM1yWOsWKQ==",
+            cnonce: "PF6XtKP1zOuMaz/O",
+            response: b"ba76369625a6fefc6009708179b64327",
+            rspauth: None,
+        },
+        PeerDigest {
+            service: "smtp",
+            realm: "localhost",
+            user: "alice",
+            password: "wonderland",
+            nonce: "WUIvsZu3mVLUHxfpyG1C/rYfzSXecZca5I97ieHrYKo=",
+            cnonce: "n3YOqzk1nIVLUw0t",
+            response: b"29ab8914a27b8ed69483ee00d682c214",
+            rspauth: Some(b"57c28d28e0a5b90fc7d0fc8c4ffa8dd1"),
+        },
+        PeerDigest {
+            service: "smtp",
+            realm: "localhost",
+            user: "odd,user=name",
+            password: "p\u{e4}ssw\u{f6}rd\u{20ac}",
+            nonce: "uRuiwF5FdYT/+32+RaIU7N3d9Y+wAB86PKdm8HDER8M=",
+            cnonce: "34vWH1M6T17W2YDK",
+            response: b"342c428dec53bad7b9823be9fff17b2a",
+            rspauth: Some(b"b400b9f7244caf70f06e624d4480c6f4"),
+        },
+        PeerDigest {
+            service: "smtp",
+            realm: "localhost",
+            user: "alice",
+            password: "wrong-secret",
+            nonce: "WVRP9QWiAM9fgOzHpjO7VXvgqmzg7Um5edKXm7z3chg=",
+            cnonce: "RqKR+gliM7Qo+Cd7",
+            response: b"8466514c326ebc43826d0ce50fb69cd3",
+            rspauth: None,
+        },
+    ];
+
+    /// Peer transcripts, client side: with the transcript's cnonce our client computes the
+    /// peer-verified `response` and verifies the peer's `rspauth` (the transport replays
+    /// cannot compare this line, since our cnonce differs).
+    #[test]
+    fn peer_digest_md5_client_known_answers() {
+        for peer in &PEER_DIGESTS {
+            let challenge = alloc::format!(
+                "realm=\"{}\",nonce=\"{}\",qop=\"auth\",charset=\"utf-8\",algorithm=\"md5-sess\"",
+                peer.realm,
+                peer.nonce
+            );
+            let mut client = DigestClient::new(
+                &Credentials::password(peer.user, peer.password),
+                &ClientContext::new(peer.service, "localhost"),
+                peer.cnonce.into(),
+            )
+            .unwrap();
+            let message = client.step(challenge.as_bytes()).unwrap();
+            assert_eq!(value_of(message.expose(), "response"), peer.response, "{}", peer.nonce);
+            assert_eq!(value_of(message.expose(), "username"), peer.user.as_bytes());
+            assert_eq!(value_of(message.expose(), "realm"), peer.realm.as_bytes());
+            assert_eq!(
+                value_of(message.expose(), "digest-uri"),
+                alloc::format!("{}/localhost", peer.service).as_bytes()
+            );
+            if let Some(rspauth) = peer.rspauth {
+                let mut line = b"rspauth=".to_vec();
+                line.extend_from_slice(rspauth);
+                assert!(client.step(&line).unwrap().is_empty());
+                client.finish(None).unwrap();
+            }
+        }
+    }
+
+    /// The same exchanges, server side: the peer client's message verified by our server,
+    /// which answers the peer's `rspauth`, or fails when the password is wrong.
+    #[test]
+    fn peer_digest_md5_server_known_answers() {
+        for peer in &PEER_DIGESTS {
+            let message = alloc::format!(
+                "charset=utf-8,username=\"{}\",realm=\"{}\",nonce=\"{}\",cnonce=\"{}\",nc=00000001,qop=auth,digest-uri=\"{}/localhost\",response={}",
+                peer.user,
+                peer.realm,
+                peer.nonce,
+                peer.cnonce,
+                peer.service,
+                core::str::from_utf8(peer.response).unwrap()
+            );
+            let mut server =
+                DigestServer::new(&ServerContext::new(peer.service, "localhost"), peer.nonce.into()).unwrap();
+            assert!(matches!(server.start(None), ServerStep::Challenge(_)));
+            assert_eq!(
+                server.step(message.as_bytes()),
+                ServerStep::Ask(CredentialRequest::DigestSecret {
+                    username: peer.user.into(),
+                    realm: peer.realm.into()
+                })
+            );
+            // The refused sessions were computed with `wrong-secret`; the account has `wonderland`.
+            let stored = if peer.rspauth.is_some() { peer.password } else { "wonderland" };
+            let step = server.answer(CredentialAnswer::Password(Secret::from(stored)));
+            match peer.rspauth {
+                Some(rspauth) => {
+                    let mut line = b"rspauth=".to_vec();
+                    line.extend_from_slice(rspauth);
+                    assert_eq!(step, ServerStep::Challenge(line));
+                    assert_eq!(
+                        server.step(b""),
+                        ServerStep::Success {
+                            identity: Identity { authcid: peer.user.into(), authzid: None },
+                            additional: None
+                        }
+                    );
+                }
+                None => assert_eq!(step, ServerStep::Failure(AuthFailure::Credentials)),
+            }
+        }
+    }
+
     /// The server's challenge is the RFC's, byte for byte, apart from directive order.
     #[test]
     fn rfc2831_server_challenge_shape() {

@@ -1395,9 +1395,14 @@ mod tests {
         }
     }
 
+    /// B17 (and malformed saslnames): every identity field, every line-break form.
     #[test]
-    fn bad_identities_in_client_first_every_field() {
+    fn field_b17_bad_identities_in_client_first_every_field() {
         for first in [
+            "n,,n=user\r,r=abc",
+            "n,,n=user\0,r=abc",
+            "n,a=ad\rmin,n=user,r=abc",
+            "n,a=ad\0min,n=user,r=abc",
             "n,,n=us=er,r=abc",
             "n,,n=,r=abc",
             "n,,n=user\r\n,r=abc",
@@ -1429,6 +1434,22 @@ mod tests {
         assert_eq!(first.nonce, "rOprNGfwEbeRWgbNEkqOys==4");
         assert_eq!(&first.salt[..], b"salt");
         assert_eq!(first.iterations, 4096);
+        // Attributes are read in order, never searched for: an `s=`/`i=` inside the nonce, or a
+        // nonce that does not extend the client's, is never taken for the real attribute.
+        for (message, ok) in [
+            ("r=rOprNGfwEbeRWgbNEkqOs=x;i=1,s=c2FsdA==,i=4096", true),
+            ("r=rOprNGfwEbeRWgbNEkqO=,s=c2FsdA==,i=4096", true),
+            ("r=XrOprNGfwEbeRWgbNEkqOys==4,s=c2FsdA==,i=4096", false),
+            ("r=rOprNGfwEbeRWgbNEkqO,s=c2FsdA==,i=4096", false),
+            ("s=c2FsdA==,r=rOprNGfwEbeRWgbNEkqOys==4,i=4096", false),
+            ("r=rOprNGfwEbeRWgbNEkqOys==4,i=4096,s=c2FsdA==", false),
+        ] {
+            let parsed = parse_server_first(message, "rOprNGfwEbeRWgbNEkqO");
+            assert_eq!(parsed.is_ok(), ok, "{message}");
+            if let Ok(first) = parsed {
+                assert_eq!((&first.salt[..], first.iterations), (&b"salt"[..], 4096), "{message}");
+            }
+        }
         // The whole class: any printable but `,` in a nonce, on every side of the exchange.
         let nonce = "s=i=r=p=c=v=e=m=%)$";
         let mut client = RFC5802.client();

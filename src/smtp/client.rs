@@ -137,6 +137,8 @@ pub enum AuthRejection {
     StartTlsRequired,
     /// 454: a temporary failure on the server (do not ask the user again).
     TemporaryFailure,
+    /// 432 (4.7.12): the user must change the password first (RFC 4954 §6).
+    PasswordTransitionNeeded,
     /// 504: the mechanism is not supported.
     UnsupportedMechanism,
     /// 501 after the client cancelled with `*`.
@@ -153,6 +155,7 @@ impl AuthRejection {
             538 => Self::EncryptionRequired,
             530 => Self::StartTlsRequired,
             454 => Self::TemporaryFailure,
+            432 => Self::PasswordTransitionNeeded,
             504 => Self::UnsupportedMechanism,
             _ if cancelled => Self::Cancelled,
             _ => Self::Other,

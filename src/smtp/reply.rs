@@ -422,6 +422,19 @@ mod tests {
         assert_eq!(one(b"334\r\n"), Reply { code: 334, lines: vec![line(None, "")] });
         assert_eq!(one(b"334 \r\n"), Reply { code: 334, lines: vec![line(None, "")] });
         assert_eq!(Reply::new(334, "").to_bytes().unwrap(), b"334 \r\n");
+        // The class: any code, bare or with a lone space, alone or as lines of a multi-line reply.
+        for code in [220u16, 235, 250, 354, 421, 454, 535] {
+            let text = alloc::format!("{code}\r\n");
+            assert_eq!(one(text.as_bytes()), Reply { code, lines: vec![line(None, "")] }, "{code}");
+            let text = alloc::format!("{code}-\r\n{code} \r\n");
+            assert_eq!(one(text.as_bytes()), Reply { code, lines: vec![line(None, ""), line(None, "")] }, "{code}");
+            let text = alloc::format!("{code}-first\r\n{code}\r\n");
+            assert_eq!(
+                one(text.as_bytes()),
+                Reply { code, lines: vec![line(None, "first"), line(None, "")] },
+                "{code}"
+            );
+        }
     }
 
     #[test]
