@@ -674,7 +674,7 @@ impl Server {
         let Some(login) = self.login.as_mut() else { return Err(Error::InvalidState("no credential request")) };
         match login.as_mut() {
             Login::Sasl { mechanism, asked, refused, .. } => {
-                let fits = asked.as_ref().is_some_and(|request| answer_fits(request, &answer));
+                let fits = asked.as_ref().is_some_and(|request| request.accepts(&answer));
                 if !fits {
                     return Err(Error::AnswerMismatch);
                 }
@@ -1436,23 +1436,6 @@ impl Server {
     }
 }
 
-/// Whether `answer` is a kind of answer `request` accepts.
-fn answer_fits(request: &CredentialRequest, answer: &CredentialAnswer) -> bool {
-    use CredentialAnswer as A;
-    if matches!(answer, A::Rejected | A::UnknownUser | A::TemporaryFailure) {
-        return true;
-    }
-    match request {
-        CredentialRequest::VerifyPassword { .. }
-        | CredentialRequest::VerifyToken { .. }
-        | CredentialRequest::Anonymous { .. }
-        | CredentialRequest::Authorize { .. } => matches!(answer, A::Verified),
-        CredentialRequest::Password { .. } => matches!(answer, A::Password(_)),
-        CredentialRequest::DigestSecret { .. } => matches!(answer, A::Password(_) | A::DigestHa1(_)),
-        CredentialRequest::ScramCredentials { .. } => matches!(answer, A::Password(_) | A::ScramKeys(_)),
-    }
-}
-
 /// `AUTH mechanism initial-response` on a line longer than the command limit.
 fn long_auth(line: &[u8]) -> Option<(&str, &str)> {
     let line = core::str::from_utf8(line).ok()?;
@@ -1515,13 +1498,13 @@ mod tests {
     fn answers_must_fit_the_question() {
         let password = CredentialAnswer::Password(Secret::from("x"));
         let verify = CredentialRequest::VerifyPassword { authcid: "a".into(), password: Secret::from("x") };
-        assert!(answer_fits(&verify, &CredentialAnswer::Verified));
-        assert!(!answer_fits(&verify, &password));
+        assert!(verify.accepts(&CredentialAnswer::Verified));
+        assert!(!verify.accepts(&password));
         let scram = CredentialRequest::ScramCredentials { authcid: "a".into(), hash: ScramHash::Sha256 };
-        assert!(answer_fits(&scram, &password));
-        assert!(!answer_fits(&scram, &CredentialAnswer::Verified));
+        assert!(scram.accepts(&password));
+        assert!(!scram.accepts(&CredentialAnswer::Verified));
         for any in [CredentialAnswer::Rejected, CredentialAnswer::UnknownUser, CredentialAnswer::TemporaryFailure] {
-            assert!(answer_fits(&verify, &any) && answer_fits(&scram, &any));
+            assert!(verify.accepts(&any) && scram.accepts(&any));
         }
     }
 
