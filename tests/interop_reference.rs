@@ -23,6 +23,8 @@ struct Server {
     pop3: String,
     dir: PathBuf,
     ca: PathBuf,
+    /// The authority behind `ca`, to sign client certificates.
+    authority: TestCa,
 }
 
 impl Drop for Server {
@@ -34,6 +36,12 @@ impl Drop for Server {
 
 impl Server {
     fn start(name: &str) -> Server {
+        Self::start_with(name, &[])
+    }
+
+    /// Like `start`, with more server options; the CA file (`ca.pem` in the scratch
+    /// directory) is written first, so `--client-ca` can name it.
+    fn start_with(name: &str, extra: &[&str]) -> Server {
         let dir = scratch(name);
         let ca = TestCa::new("interop CA").unwrap();
         let (_, chain, key) = ca.server_pem(&["localhost", "127.0.0.1"]).unwrap();
@@ -51,6 +59,7 @@ impl Server {
             .arg(dir.join("cert.pem"))
             .arg("--tls-key")
             .arg(dir.join("key.pem"))
+            .args(extra.iter().map(|arg| arg.replace("{dir}", dir.to_str().unwrap())))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -62,7 +71,7 @@ impl Server {
         };
         let smtp = addr("smtp");
         let pop3 = addr("pop3");
-        Server { child, smtp, pop3, ca: dir.join("ca.pem"), dir }
+        Server { child, smtp, pop3, ca: dir.join("ca.pem"), dir, authority: ca }
     }
 
     fn port(addr: &str) -> &str {
@@ -212,4 +221,49 @@ fn demo_runs_and_every_step_passes() {
     for secret in ["wonderland", "builder"] {
         assert!(!stdout.contains(secret), "the demo transcript shows a secret:\n{stdout}");
     }
+}
+
+/// EXTERNAL takes the identity from the client certificate; a certificate that a trusted
+/// client CA signed for a name that is not a user must not authenticate (and so relay):
+/// EXTERNAL is then not offered at all, while a certificate naming a user still works.
+#[test]
+fn reference_external_needs_a_certificate_naming_a_user() {
+    let server = Server::start_with("external-user", &["--client-ca", "{dir}/ca.pem"]);
+    let ca = &server.authority;
+    let mut results = Vec::new();
+    for name in ["mallory", "alice"] {
+        let (_, chain, key) = ca.client_pem(name).unwrap();
+        let cert = server.dir.join(format!("{name}-cert.pem"));
+        let key_path = server.dir.join(format!("{name}-key.pem"));
+        std::fs::write(&cert, chain).unwrap();
+        std::fs::write(&key_path, key).unwrap();
+        let message = server.dir.join("message.txt");
+        std::fs::write(&message, "Subject: relay?\r\n\r\nhi\r\n").unwrap();
+        let out = interop_support::run(
+            "smtp_client",
+            &[
+                "--connect",
+                &server.smtp,
+                "--ca-file",
+                server.ca.to_str().unwrap(),
+                "--cert",
+                cert.to_str().unwrap(),
+                "--key",
+                key_path.to_str().unwrap(),
+                "--user",
+                name,
+                "--mech",
+                "EXTERNAL",
+                "--from",
+                "a@example.net",
+                "--to",
+                "far@elsewhere.example",
+                "--message",
+                message.to_str().unwrap(),
+            ],
+        );
+        results.push(interop_support::outcome(&out));
+    }
+    assert_eq!(results[0].0, 7, "mallory: {}", results[0].1);
+    assert_eq!(results[1].0, 0, "alice: {}", results[1].1);
 }

@@ -106,6 +106,14 @@ impl Users {
         self.accounts.contains_key(name)
     }
 
+    /// What the machines may know of a TLS session: a client certificate stands for the user
+    /// it names, and only for an existing one (EXTERNAL succeeds on the certificate's name
+    /// alone, so any other name would authenticate, and relay, as nobody).
+    pub fn tls_identity(&self, mut info: mailwire::tls::TlsInfo) -> mailwire::tls::TlsInfo {
+        info.peer_identity = info.peer_identity.filter(|name| self.exists(name));
+        info
+    }
+
     /// Answers a SASL, APOP or USER/PASS question for the machines.
     pub fn answer(&self, request: &CredentialRequest) -> CredentialAnswer {
         let password_of = |user: &str| self.accounts.get(user).and_then(|a| a.password.clone());
@@ -319,8 +327,11 @@ impl Shared {
         format!("{}.{}.{}.mailwire", t.as_secs(), std::process::id(), n)
     }
 
+    /// The client's address. When the socket cannot tell, the unspecified address: POP3
+    /// logins from such a session are not recorded, so it never matches the relay table (a
+    /// loopback fallback would let it relay on any loopback login).
     fn peer_ip(conn: &Conn) -> IpAddr {
-        conn.peer().map(|a| a.ip()).unwrap_or(IpAddr::from([127, 0, 0, 1]))
+        conn.peer().map(|a| a.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]))
     }
 
     /// The user a recipient address belongs to: its local part, if that is a user.
@@ -384,7 +395,7 @@ fn smtp_session(conn: &mut Conn, shared: &Shared) -> Result<(), String> {
             Event::StartTls => {
                 let tls = o.tls.clone().ok_or("STARTTLS without a TLS configuration")?;
                 let info = conn.start_tls_server(tls).map_err(|e| format!("TLS: {e}"))?;
-                server.tls_established(info).map_err(|e| e.to_string())?;
+                server.tls_established(o.users.tls_identity(info)).map_err(|e| e.to_string())?;
             }
             Event::Credentials(request) => {
                 server.answer_credentials(o.users.answer(&request)).map_err(|e| e.to_string())?;
@@ -498,18 +509,25 @@ fn pop3_loop(
             Event::StartTls => {
                 let tls = o.tls.clone().ok_or("STLS without a TLS configuration")?;
                 let info = conn.start_tls_server(tls).map_err(|e| format!("TLS: {e}"))?;
-                server.tls_established(info).map_err(|e| e.to_string())?;
+                server.tls_established(o.users.tls_identity(info)).map_err(|e| e.to_string())?;
             }
             Event::Credentials(request) => {
                 server.answer_credentials(o.users.answer(&request)).map_err(|e| e.to_string())?;
             }
             Event::Authenticated { identity: who, method } => {
                 // POP-before-SMTP: this address may relay for the table's time-to-live.
-                lock(&shared.relay).record(ip, shared.clock.now(), Some(who.acting_as()));
+                if !ip.is_unspecified() {
+                    lock(&shared.relay).record(ip, shared.clock.now(), Some(who.acting_as()));
+                }
                 conn.transcript.note(&format!("{} logged in by {method:?}; {ip} may relay", who.acting_as()));
                 *identity = Some(who);
             }
             Event::OpenMaildrop { user } => {
+                // Only a user has a maildrop (the name becomes a path).
+                if !o.users.exists(&user) {
+                    server.maildrop_failed().map_err(|e| e.to_string())?;
+                    continue;
+                }
                 if !lock(&shared.open_maildrops).insert(user.clone()) {
                     server.maildrop_locked().map_err(|e| e.to_string())?;
                     continue;

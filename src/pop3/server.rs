@@ -355,6 +355,9 @@ enum Login {
         rounds: usize,
         /// Success whose additional data went out as a last challenge.
         done: Option<Identity>,
+        /// The application refused the credentials but the mechanism goes on (the OAuth
+        /// error challenge): however the exchange ends, it is a failed login.
+        refused: bool,
     },
     Apop {
         user: String,
@@ -670,12 +673,13 @@ impl Server {
         self.check_mode(Mode::Credentials)?;
         let Some(login) = self.login.as_mut() else { return Err(Error::InvalidState("no credential request")) };
         match login.as_mut() {
-            Login::Sasl { mechanism, asked, .. } => {
-                let fits = asked.as_ref().is_some_and(|request| answer_fits(request, &answer));
+            Login::Sasl { mechanism, asked, refused, .. } => {
+                let fits = asked.as_ref().is_some_and(|request| request.accepts(&answer));
                 if !fits {
                     return Err(Error::AnswerMismatch);
                 }
                 *asked = None;
+                *refused |= matches!(answer, CredentialAnswer::Rejected | CredentialAnswer::UnknownUser);
                 let step = mechanism.answer(answer);
                 self.mode = Mode::SaslLine;
                 self.sasl_step(step);
@@ -1192,7 +1196,8 @@ impl Server {
             Err(_) => return self.reply_err(None, b"Unrecognized authentication type"),
         };
         let step = server.start(initial.as_ref().map(Secret::expose));
-        self.login = Some(Box::new(Login::Sasl { mechanism: server, asked: None, rounds: 0, done: None }));
+        self.login =
+            Some(Box::new(Login::Sasl { mechanism: server, asked: None, rounds: 0, done: None, refused: false }));
         self.mode = Mode::SaslLine;
         self.sasl_step(step);
     }
@@ -1278,7 +1283,15 @@ impl Server {
 
     /// The end of a login attempt: on success ask for the maildrop, on failure `-ERR`.
     fn login_outcome(&mut self, outcome: Result<Identity, AuthFailure>) {
-        let method = self.login.take().map_or(AuthMethod::UserPass, |login| login.method());
+        let login = self.login.take();
+        let refused = matches!(login.as_deref(), Some(Login::Sasl { refused: true, .. }));
+        let method = login.map_or(AuthMethod::UserPass, |login| login.method());
+        // Credentials already refused: a cancel or garbage afterwards does not make the
+        // attempt free (the failure limit would not hold).
+        let outcome = match outcome {
+            Err(AuthFailure::Cancelled | AuthFailure::Malformed(_)) if refused => Err(AuthFailure::Credentials),
+            outcome => outcome,
+        };
         match outcome {
             Ok(identity) => {
                 let user = String::from(identity.acting_as());
@@ -1423,23 +1436,6 @@ impl Server {
     }
 }
 
-/// Whether `answer` is a kind of answer `request` accepts.
-fn answer_fits(request: &CredentialRequest, answer: &CredentialAnswer) -> bool {
-    use CredentialAnswer as A;
-    if matches!(answer, A::Rejected | A::UnknownUser | A::TemporaryFailure) {
-        return true;
-    }
-    match request {
-        CredentialRequest::VerifyPassword { .. }
-        | CredentialRequest::VerifyToken { .. }
-        | CredentialRequest::Anonymous { .. }
-        | CredentialRequest::Authorize { .. } => matches!(answer, A::Verified),
-        CredentialRequest::Password { .. } => matches!(answer, A::Password(_)),
-        CredentialRequest::DigestSecret { .. } => matches!(answer, A::Password(_) | A::DigestHa1(_)),
-        CredentialRequest::ScramCredentials { .. } => matches!(answer, A::Password(_) | A::ScramKeys(_)),
-    }
-}
-
 /// `AUTH mechanism initial-response` on a line longer than the command limit.
 fn long_auth(line: &[u8]) -> Option<(&str, &str)> {
     let line = core::str::from_utf8(line).ok()?;
@@ -1502,13 +1498,13 @@ mod tests {
     fn answers_must_fit_the_question() {
         let password = CredentialAnswer::Password(Secret::from("x"));
         let verify = CredentialRequest::VerifyPassword { authcid: "a".into(), password: Secret::from("x") };
-        assert!(answer_fits(&verify, &CredentialAnswer::Verified));
-        assert!(!answer_fits(&verify, &password));
+        assert!(verify.accepts(&CredentialAnswer::Verified));
+        assert!(!verify.accepts(&password));
         let scram = CredentialRequest::ScramCredentials { authcid: "a".into(), hash: ScramHash::Sha256 };
-        assert!(answer_fits(&scram, &password));
-        assert!(!answer_fits(&scram, &CredentialAnswer::Verified));
+        assert!(scram.accepts(&password));
+        assert!(!scram.accepts(&CredentialAnswer::Verified));
         for any in [CredentialAnswer::Rejected, CredentialAnswer::UnknownUser, CredentialAnswer::TemporaryFailure] {
-            assert!(answer_fits(&verify, &any) && answer_fits(&scram, &any));
+            assert!(verify.accepts(&any) && scram.accepts(&any));
         }
     }
 

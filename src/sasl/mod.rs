@@ -426,6 +426,28 @@ pub enum CredentialRequest {
     },
 }
 
+impl CredentialRequest {
+    /// Whether `answer` is a kind of answer this request takes (a negative one always is);
+    /// the machines refuse others as caller errors.
+    pub(crate) fn accepts(&self, answer: &CredentialAnswer) -> bool {
+        use CredentialAnswer as A;
+        if matches!(answer, A::Rejected | A::UnknownUser | A::TemporaryFailure) {
+            return true;
+        }
+        match self {
+            Self::VerifyPassword { .. }
+            | Self::VerifyToken { .. }
+            | Self::Anonymous { .. }
+            | Self::Authorize { .. } => {
+                matches!(answer, A::Verified)
+            }
+            Self::Password { .. } => matches!(answer, A::Password(_)),
+            Self::DigestSecret { .. } => matches!(answer, A::Password(_) | A::DigestHa1(_)),
+            Self::ScramCredentials { .. } => matches!(answer, A::Password(_) | A::ScramKeys(_)),
+        }
+    }
+}
+
 /// The application's answer to a [`CredentialRequest`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

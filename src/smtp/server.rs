@@ -46,7 +46,9 @@
 //! Memory: `size_of::<Server>()` is about 540 octets on 64-bit targets (a test keeps it under
 //! 2 KiB); the TLS report and the AUTH exchange are boxed, and every buffer is bounded (command
 //! line 512, AUTH line 12288, queued input [`ServerConfig::max_buffered`], body pieces
-//! [`ServerConfig::max_data_chunk`]).
+//! [`ServerConfig::max_data_chunk`], queued output [`ServerConfig::max_output`]: a client
+//! that pipelines commands without reading the replies stops being read, then gets
+//! [`Error::BufferFull`]).
 //!
 //! ```
 //! use mailwire::sasl::{CredentialAnswer, CredentialRequest, FixedRandom};
@@ -180,6 +182,10 @@ pub struct ServerConfig {
     /// beyond which [`Server::receive`] fails; never less than one AUTH line
     /// ([`AUTH_LINE_LIMIT`]).
     pub max_buffered: usize,
+    /// Output bytes waiting in [`Server::poll_transmit`] above which no further command is
+    /// read (a client that pipelines without reading its replies must not grow memory);
+    /// taking the output resumes reading. Input then waits, up to `max_buffered`.
+    pub max_output: usize,
     /// SCRAM iteration count used when the application answers with a password.
     pub scram_iterations: u32,
     /// OAuth scope named in XOAUTH2/OAUTHBEARER error challenges.
@@ -222,6 +228,7 @@ impl ServerConfig {
             max_errors: 20,
             max_data_chunk: 16 * 1024,
             max_buffered: 64 * 1024,
+            max_output: 256 * 1024,
             scram_iterations: 4096,
             oauth_scope: None,
         }
@@ -360,6 +367,10 @@ pub enum Error {
     /// fault).
     #[error("invalid reply: {0}")]
     InvalidReply(&'static str),
+    /// The answer does not fit the pending [`CredentialRequest`] (a `Verified` to a request
+    /// for SCRAM keys, say; caller fault): nothing happened, the request still waits.
+    #[error("the answer does not fit the credential request")]
+    AnswerMismatch,
     /// The machine is closed.
     #[error("session closed")]
     Closed,
@@ -410,6 +421,8 @@ struct AuthExchange {
     rounds: u32,
     /// Success decided, its additional data sent as a last challenge.
     success: Option<Identity>,
+    /// The question waiting for [`Server::answer_credentials`].
+    asked: Option<CredentialRequest>,
 }
 
 #[derive(Debug, Default)]
@@ -519,8 +532,24 @@ impl Server {
     }
 
     /// Bytes to send to the client, if any.
+    ///
+    /// Commands stop being read while more than [`ServerConfig::max_output`] bytes wait here;
+    /// taking them resumes reading, so poll events again after draining this.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        if self.out.is_empty() { None } else { Some(core::mem::take(&mut self.out)) }
+        if self.out.is_empty() {
+            return None;
+        }
+        let out = core::mem::take(&mut self.out);
+        if self.reader.has_pending() {
+            // A failure closes the machine, which `is_closed` reports.
+            let _ = self.process();
+        }
+        Some(out)
+    }
+
+    /// Bytes waiting in [`poll_transmit`](Self::poll_transmit).
+    pub fn queued_output(&self) -> usize {
+        self.out.len()
     }
 
     /// Whether the session is over (QUIT, `421`, or a fatal error): send what
@@ -618,6 +647,10 @@ impl Server {
         let Some(exchange) = self.auth.as_mut() else {
             return Err(Error::InvalidState("no AUTH exchange in progress"));
         };
+        if !exchange.asked.as_ref().is_some_and(|request| request.accepts(&answer)) {
+            return Err(Error::AnswerMismatch);
+        }
+        exchange.asked = None;
         let step = exchange.mechanism.answer(answer);
         self.on_auth_step(step);
         self.process()
@@ -748,6 +781,10 @@ impl Server {
         loop {
             match &self.state {
                 State::Command | State::AuthLine | State::AuthFinal => {
+                    if !self.out.is_empty() && self.out.len() >= self.config.max_output {
+                        // Back-pressure: read on once the output has been taken.
+                        break;
+                    }
                     let line = match self.reader.next_line() {
                         None => break,
                         Some(Ok(line)) => Ok(Zeroizing::new(line.to_vec())),
@@ -938,7 +975,8 @@ impl Server {
             Err(_) => return self.bad(504, code(5, 5, 4), "Unrecognized authentication type"),
         };
         let step = server.start(initial.as_ref().map(|data| data.as_slice()));
-        self.auth = Some(Box::new(AuthExchange { mechanism: server, name: mechanism, rounds: 0, success: None }));
+        self.auth =
+            Some(Box::new(AuthExchange { mechanism: server, name: mechanism, rounds: 0, success: None, asked: None }));
         self.on_auth_step(step);
     }
 
@@ -958,6 +996,7 @@ impl Server {
                 self.state = State::AuthLine;
             }
             ServerStep::Ask(request) => {
+                exchange.asked = Some(request.clone());
                 self.events.push_back(Event::Credentials(request));
                 self.state = State::AuthAnswer;
             }
