@@ -84,7 +84,7 @@ fn memory_pipelined_flood_with_unread_replies_is_bounded() {
         let chunk = command.repeat(64 * 1024 / command.len());
         let mut sent = 0;
         let mut failed = None;
-        while sent < 50 * MIB {
+        while sent < 50 * MIB && !server.is_closed() {
             if let Err(error) = server.receive(&chunk) {
                 failed = Some(error);
                 break;
@@ -93,7 +93,12 @@ fn memory_pipelined_flood_with_unread_replies_is_bounded() {
             assert!(events(&mut server).is_empty());
             assert!(server.queued_output() <= 257 * 1024);
         }
-        assert_eq!(failed, Some(Error::BufferFull), "{command:?}");
+        // Bad commands end the session after `max_errors`; good ones fill the buffer.
+        if command == b"bogus\r\n" {
+            assert!(failed.is_none() && server.is_closed(), "{command:?}");
+        } else {
+            assert_eq!(failed, Some(Error::BufferFull), "{command:?}");
+        }
         assert!(output(&mut server).len() <= 257 * 1024);
         assert!(sent <= 512 * 1024, "{command:?}: {sent}");
     }
@@ -451,4 +456,43 @@ mod random {
             }
         }
     }
+}
+
+/// A client trickling bad commands (unknown, malformed, overlong) is cut off after
+/// `max_errors`, in either state; 0 means no limit.
+#[test]
+fn bad_commands_end_the_session_after_max_errors() {
+    for before_login in [true, false] {
+        let mut config = config();
+        config.max_errors = 3;
+        let mut server = if before_login { new_server(config) } else { logged_in(config) };
+        let long = format!("NOOP {}\r\n", "x".repeat(300));
+        server.receive(b"FOO\r\nRETR x y z\r\n").unwrap();
+        assert!(!server.is_closed());
+        server.receive(long.as_bytes()).unwrap();
+        let out = output(&mut server);
+        assert!(out.ends_with("-ERR Line too long\r\n-ERR Too many errors\r\n"), "{out}");
+        assert!(server.is_closed());
+    }
+    let mut config = config();
+    config.max_errors = 0;
+    let mut server = new_server(config);
+    server.receive(&b"FOO\r\n".repeat(100)).unwrap();
+    assert_eq!(output(&mut server).matches("-ERR Unknown command\r\n").count(), 100);
+    assert!(!server.is_closed());
+}
+
+/// `max_auth_failures = 0` means no limit, as for SMTP.
+#[test]
+fn max_auth_failures_zero_is_no_limit() {
+    let mut config = config();
+    config.max_auth_failures = 0;
+    let mut server = new_server(config);
+    for _ in 0..10 {
+        server.receive(b"USER alice\r\nPASS wrong\r\n").unwrap();
+        events(&mut server);
+        server.answer_credentials(CredentialAnswer::Rejected).unwrap();
+    }
+    assert_eq!(output(&mut server).matches("-ERR [AUTH]").count(), 10);
+    assert!(!server.is_closed());
 }

@@ -151,8 +151,11 @@ pub struct ServerConfig {
     /// Largest XTND XMIT message, unstuffed (default 10 MiB); a bigger one is read to its end
     /// and refused with `-ERR`.
     pub max_xmit_size: usize,
-    /// Failed logins after which the session is closed (default 3).
+    /// Failed logins after which the session is closed (default 3); 0 for no limit.
     pub max_auth_failures: u32,
+    /// Unknown, overlong or malformed commands after which the session is closed with
+    /// `-ERR Too many errors` (default 20); 0 for no limit.
+    pub max_errors: u32,
     /// Most challenges in one SASL exchange (default 16).
     pub max_auth_rounds: usize,
     /// Most input bytes kept while the machine waits for the application or for its output
@@ -195,6 +198,7 @@ impl ServerConfig {
             xtnd_xmit: false,
             max_xmit_size: 10 * 1024 * 1024,
             max_auth_failures: 3,
+            max_errors: 20,
             max_auth_rounds: 16,
             max_buffered: 64 * 1024,
             max_output: 256 * 1024,
@@ -458,6 +462,8 @@ pub struct Server {
     /// Who logged in.
     identity: Option<Identity>,
     failures: u32,
+    /// Bad commands so far.
+    errors: u32,
     /// A command was read (implicit TLS must be reported before).
     started: bool,
     maildrop: Vec<MessageInfo>,
@@ -522,6 +528,7 @@ impl Server {
             login: None,
             identity: None,
             failures: 0,
+            errors: 0,
             started: false,
             maildrop: Vec::new(),
             deleted: Vec::new(),
@@ -909,6 +916,17 @@ impl Server {
         self.reply(StatusLine::ok(text));
     }
 
+    /// A command that could not be read: `-ERR`, and the session ends after
+    /// [`ServerConfig::max_errors`] of them.
+    fn bad_command(&mut self, text: &[u8]) {
+        self.reply_err(None, text);
+        self.errors = self.errors.saturating_add(1);
+        if self.config.max_errors != 0 && self.errors >= self.config.max_errors {
+            self.reply_err(None, b"Too many errors");
+            self.close();
+        }
+    }
+
     fn reply_err(&mut self, code: Option<&'static str>, text: &[u8]) {
         let mut status = StatusLine::err(text);
         status.code = code.and_then(ResponseCode::new);
@@ -1000,7 +1018,7 @@ impl Server {
             match reader.next_line() {
                 None => return Ok(()),
                 Some(Err(_)) if sasl => self.sasl_abort(AuthFailure::Malformed("response line too long")),
-                Some(Err(_)) => self.reply_err(None, b"Line too long"),
+                Some(Err(_)) => self.bad_command(b"Line too long"),
                 // Copies wiped after use: PASS and SASL lines carry secrets.
                 Some(Ok(line)) if sasl => {
                     let line = Zeroizing::new(line.to_vec());
@@ -1059,14 +1077,14 @@ impl Server {
                     self.auth(mechanism, Some(initial));
                 }
                 Some(_) => self.reply_err(None, WRONG_STATE.as_bytes()),
-                None => self.reply_err(None, b"Line too long"),
+                None => self.bad_command(b"Line too long"),
             };
         }
         let command = match Command::parse(line) {
             Ok(command) => command,
-            Err(ParseError::Unrecognized) => return self.reply_err(None, b"Unknown command"),
-            Err(ParseError::TooLong) => return self.reply_err(None, b"Line too long"),
-            Err(ParseError::Syntax(_)) => return self.reply_err(None, b"Syntax error"),
+            Err(ParseError::Unrecognized) => return self.bad_command(b"Unknown command"),
+            Err(ParseError::TooLong) => return self.bad_command(b"Line too long"),
+            Err(ParseError::Syntax(_)) => return self.bad_command(b"Syntax error"),
         };
         match command {
             Command::Capa => self.capa(),
@@ -1323,7 +1341,7 @@ impl Server {
         self.events.push_back(Event::AuthFailed { method, reason });
         if counts {
             self.failures += 1;
-            if self.failures >= self.config.max_auth_failures {
+            if self.config.max_auth_failures != 0 && self.failures >= self.config.max_auth_failures {
                 self.close();
             }
         }
