@@ -435,11 +435,12 @@ async fn run(o: Options) -> Result<(), Fail> {
 async fn main() -> ExitCode {
     let options = match parse() {
         Ok(o) => o,
+        Err(msg) if msg.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Err(msg) => {
-            if !msg.is_empty() {
-                eprintln!("tokio_client: {msg}");
-            }
-            eprintln!("{USAGE}");
+            eprintln!("tokio_client: {msg}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
