@@ -402,6 +402,17 @@ fn run(report: &mut Report) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    if let Some(arg) = std::env::args().nth(1) {
+        let help = arg == "-h" || arg == "--help";
+        let usage = "usage: demo\n\nRuns the reference server on loopback ports and our SMTP and POP3 clients against it,\n\
+                     printing each session (secrets redacted); exits 0 only when every check passes.";
+        if help {
+            println!("{usage}");
+            return ExitCode::SUCCESS;
+        }
+        eprintln!("demo: unknown argument {arg:?}\n\n{usage}");
+        return ExitCode::from(2);
+    }
     let mut report = Report::default();
     if let Err(e) = run(&mut report) {
         report.check(&format!("demo stopped: {e}"), false);

@@ -35,7 +35,7 @@ usage: server [--smtp ADDR] [--pop3 ADDR] --users FILE --maildir DIR
   -v                 print session transcripts (secrets redacted) to stderr
 
 Prints 'smtp ADDR' and 'pop3 ADDR' (the bound addresses) on stdout, then serves until killed.
-Exit codes: 2 usage, 3 cannot listen or load TLS files.";
+Exit codes: 2 usage, 3 cannot listen, create the maildir or load TLS files.";
 
 struct Cli {
     smtp: Option<SocketAddr>,
@@ -155,7 +155,7 @@ fn main() -> ExitCode {
     let running = match reference::start(options) {
         Ok(running) => running,
         Err(e) => {
-            eprintln!("server: cannot listen: {e}");
+            eprintln!("server: {e}");
             return ExitCode::from(3);
         }
     };

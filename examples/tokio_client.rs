@@ -372,7 +372,10 @@ async fn run(o: Options) -> Result<(), Fail> {
             Event::AuthFailed { mechanism, reply, cancelled, server_error, .. } => {
                 failure = Some(match (cancelled, server_error) {
                     (Some(error), None) => Fail(5, format!("{mechanism}: bad challenge ({error}); server: {reply}")),
-                    (_, error) => Fail(4, format!("{mechanism} rejected: {reply} {}", error.unwrap_or_default())),
+                    (_, error) => {
+                        let why = error.map(|e| format!(" (server said {e})")).unwrap_or_default();
+                        Fail(4, format!("{mechanism} rejected: {reply}{why}"))
+                    }
                 });
                 done = true;
             }
@@ -403,7 +406,8 @@ async fn run(o: Options) -> Result<(), Fail> {
                 done = true;
             }
             Event::MessageRejected(reply) => {
-                failure.get_or_insert(Fail(6, format!("message refused: {reply} {}", refused.join("; "))));
+                let also = if refused.is_empty() { String::new() } else { format!(" ({})", refused.join("; ")) };
+                failure.get_or_insert(Fail(6, format!("message refused: {reply}{also}")));
                 done = true;
             }
             Event::Closed(reply) if !quit_sent => {
@@ -431,11 +435,12 @@ async fn run(o: Options) -> Result<(), Fail> {
 async fn main() -> ExitCode {
     let options = match parse() {
         Ok(o) => o,
+        Err(msg) if msg.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Err(msg) => {
-            if !msg.is_empty() {
-                eprintln!("tokio_client: {msg}");
-            }
-            eprintln!("{USAGE}");
+            eprintln!("tokio_client: {msg}\n{USAGE}");
             return ExitCode::from(2);
         }
     };

@@ -7,7 +7,7 @@
 //!
 //! Nothing here touches a socket, a clock, a file or the OS random source behind the caller's
 //! back: bytes go in, events and bytes to send come out, time is an argument and randomness is
-//! a caller-given [`sasl::Random`] (with [`sasl::OsRandom`] under the `std` feature).
+//! a caller-given [`sasl::Random`] (with `sasl::OsRandom` under the `std` feature).
 //!
 //! Layers, bottom to top:
 //! - [`wire`]: bounded CRLF line reader, dot-stuffing codec, base64 payload rules.

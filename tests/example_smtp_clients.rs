@@ -502,7 +502,6 @@ fn usage_errors_are_exit_2() {
     for client in CLIENTS {
         for args in [
             &[][..],
-            &["--help"][..],
             &["--connect", "127.0.0.1"][..],
             &["--connect", "127.0.0.1:25", "--bogus"][..],
             &["--connect", "127.0.0.1:25", "--to", "b@x"][..],
@@ -514,6 +513,10 @@ fn usage_errors_are_exit_2() {
             assert_eq!(code, 2, "{client} {args:?}:\n{stderr}");
             assert!(stderr.contains("usage:"), "{client} {args:?}: {stderr}");
         }
+        // Asking for help is not an error: the usage on standard output, exit 0.
+        let out = run(client, &["--help"]);
+        assert_eq!(outcome(&out).0, 0, "{client} --help");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("usage:"), "{client} --help");
         // Unreadable files are usage errors too, found before connecting.
         let args = ["--connect", "127.0.0.1:1", "--from", "a@x", "--to", "b@x", "--message", "/nonexistent/m.eml"];
         assert_eq!(outcome(&run(client, &args)).0, 2, "{client}");

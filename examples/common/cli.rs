@@ -133,7 +133,7 @@ impl Default for ClientOptions {
 
 impl ClientOptions {
     /// Reads option `opt` (and its value) if it is one of these; `Ok(false)` if it is not.
-    /// `--help` is an empty usage error.
+    /// `--help` is an empty error: [`main`] prints the usage on standard output and exits 0.
     pub fn take(&mut self, opt: &str, args: &mut Args) -> Result<bool, String> {
         match opt {
             "--connect" => self.connect = args.value(opt)?,
@@ -231,11 +231,13 @@ pub fn main<O>(
 ) -> ExitCode {
     let options = match parse() {
         Ok(o) => o,
+        // `--help`: asked for, so on standard output and a success.
+        Err(msg) if msg.is_empty() => {
+            println!("{usage}");
+            return ExitCode::SUCCESS;
+        }
         Err(msg) => {
-            if !msg.is_empty() {
-                eprintln!("{name}: {msg}");
-            }
-            eprintln!("{usage}");
+            eprintln!("{name}: {msg}\n{usage}");
             return ExitCode::from(exit::USAGE);
         }
     };

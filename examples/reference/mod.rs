@@ -262,9 +262,12 @@ pub struct Running {
 
 /// Binds the listeners and serves each in a thread of its own.
 pub fn start(options: Options) -> io::Result<Running> {
-    fs::create_dir_all(options.maildir.join("tmp"))?;
-    let smtp = options.smtp.map(TcpListener::bind).transpose()?;
-    let pop3 = options.pop3.map(TcpListener::bind).transpose()?;
+    let context = |what: String| move |e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"));
+    let tmp = options.maildir.join("tmp");
+    fs::create_dir_all(&tmp).map_err(context(format!("maildir {}", tmp.display())))?;
+    let bind = |addr: SocketAddr| TcpListener::bind(addr).map_err(context(format!("cannot listen on {addr}")));
+    let smtp = options.smtp.map(bind).transpose()?;
+    let pop3 = options.pop3.map(bind).transpose()?;
     let relay = RelayTable::new(RelayConfig { ttl: options.relay_ttl, ..RelayConfig::default() });
     let shared = Arc::new(Shared {
         options,
@@ -324,7 +327,9 @@ impl Shared {
     fn unique(&self) -> String {
         let n = self.counter.fetch_add(1, Ordering::SeqCst);
         let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        format!("{}.{}.{}.mailwire", t.as_secs(), std::process::id(), n)
+        // The counter is padded so that names sort in delivery order (POP3 numbers messages
+        // by name).
+        format!("{}.{}.{n:08}.mailwire", t.as_secs(), std::process::id())
     }
 
     /// The client's address. When the socket cannot tell, the unspecified address: POP3
