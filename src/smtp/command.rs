@@ -446,15 +446,24 @@ impl<'a> Command<'a> {
     /// prefixes are case-insensitive; nothing but parameters may follow a path.
     pub fn parse(line: &'a [u8]) -> Result<Self, ParseError> {
         let line = line.strip_suffix(b"\r\n").unwrap_or(line);
-        if memchr::memchr3(0, b'\r', b'\n', line).is_some() {
+        // Short lines are scanned in place; memchr pays off on longer ones.
+        let forbidden = |b: &u8| matches!(*b, 0 | b'\r' | b'\n');
+        let bad = if line.len() <= 32 {
+            line.iter().any(forbidden)
+        } else {
+            memchr::memchr3(0, b'\r', b'\n', line).is_some()
+        };
+        if bad {
             return Err(ParseError::Syntax("CR, LF or NUL in a command line"));
         }
         let line = core::str::from_utf8(line).map_err(|_| ParseError::Syntax("command line is not UTF-8"))?;
-        let (verb, args) = match memchr::memchr(b' ', line.as_bytes()) {
+        // Every verb has at most 8 letters: the space, if any, is among the first 9 bytes.
+        let (verb, args) = match line.as_bytes().iter().take(9).position(|&b| b == b' ') {
             Some(space) => (line.get(..space).unwrap_or(""), line.get(space + 1..)),
+            None if line.len() > 8 => return Err(ParseError::Unrecognized),
             None => (line, None),
         };
-        let text = args.map(|a| a.trim_matches(' ')).filter(|a| !a.is_empty());
+        let text = args.map(trim_spaces).filter(|a| !a.is_empty());
         let blank = text.is_none();
         let verb = Verb::of(verb.as_bytes());
         let is = |name: Verb| verb == name;
@@ -463,7 +472,7 @@ impl<'a> Command<'a> {
         };
         if is(Verb::Ehlo) || is(Verb::Helo) {
             let domain = text.ok_or(ParseError::Syntax("EHLO/HELO needs a domain"))?;
-            if !domain.bytes().all(|b| matches!(b, b'!'..=b'~' | 0x80..)) {
+            if domain.bytes().fold(false, |bad, b| bad | (b <= b' ' || b == 0x7f)) {
                 return Err(ParseError::Syntax("bad EHLO/HELO domain"));
             }
             Ok(if is(Verb::Ehlo) { Self::Ehlo(domain) } else { Self::Helo(domain) })
@@ -510,14 +519,12 @@ impl<'a> Command<'a> {
         } else if is(Verb::Auth) {
             let mut words = text.unwrap_or("").split(' ').filter(|w| !w.is_empty());
             let mechanism = words.next().ok_or(ParseError::Syntax("AUTH needs a mechanism"))?;
-            if !mechanism.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            if !mechanism.bytes().all(|b| in_class(MECHANISM, b)) {
                 return Err(ParseError::Syntax("bad mechanism name"));
             }
             let initial = words.next();
             if let Some(initial) = initial {
-                if initial != "="
-                    && !initial.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
-                {
+                if initial != "=" && !initial.bytes().all(|b| in_class(BASE64, b)) {
                     return Err(ParseError::Syntax("initial response is not base64"));
                 }
             }
@@ -746,11 +753,21 @@ impl Verb {
     }
 }
 
+/// `text` without leading and trailing spaces.
+fn trim_spaces(text: &str) -> &str {
+    let bytes = text.as_bytes();
+    let start = bytes.iter().position(|&b| b != b' ').unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|&b| b != b' ').map_or(start, |last| last + 1);
+    text.get(start..end).unwrap_or_default()
+}
+
 /// Byte classes, one bit each, looked up in [`CLASS`].
 const ATEXT: u8 = 1; // atext (RFC 5322 §3.2.3) plus UTF-8 (RFC 6531 §3.3)
 const LABEL: u8 = 2; // domain label: letter, digit, `-`, `_` (field leniency), UTF-8
 const KEYWORD: u8 = 4; // esmtp-keyword after the first character: letter, digit, `-`
 const VALUE: u8 = 8; // esmtp-value (RFC 5321 §4.1.2) plus UTF-8
+const BASE64: u8 = 16; // base64 alphabet and padding (RFC 4648 §4)
+const MECHANISM: u8 = 32; // SASL mechanism name characters (RFC 4422 §3.1)
 
 #[allow(clippy::indexing_slicing)] // const evaluation: an out-of-range index fails the build
 const CLASS: [u8; 256] = {
@@ -770,6 +787,12 @@ const CLASS: [u8; 256] = {
         }
         if matches!(b, b'!'..=b'<' | b'>'..=b'~' | 0x80..) {
             class |= VALUE;
+        }
+        if b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=' {
+            class |= BASE64;
+        }
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            class |= MECHANISM;
         }
         table[i] = class;
         i += 1;
