@@ -888,6 +888,43 @@ mod tests {
     }
 
     #[test]
+    fn verb_words_match_letters_only() {
+        // Clearing bit 5 upper-cases letters; nothing else may land on a verb.
+        for verb in ["EHLO", "QUIT", "DATA", "AUTH", "MAIL", "RCPT"] {
+            for (i, _) in verb.char_indices() {
+                for byte in 0u8..=255 {
+                    let mut bytes = verb.as_bytes().to_vec();
+                    let original = bytes[i];
+                    bytes[i] = byte;
+                    let same = byte.eq_ignore_ascii_case(&original);
+                    assert_eq!(Verb::of(&bytes) == Verb::of(verb.as_bytes()), same, "{bytes:?}");
+                }
+            }
+        }
+        assert!(Verb::of(b"STARTTLS") == Verb::StartTls && Verb::of(b"sTaRtTlS") == Verb::StartTls);
+        assert!(Verb::of(b"STARTTL") == Verb::Unknown && Verb::of(b"QUITS") == Verb::Unknown);
+    }
+
+    #[test]
+    fn short_and_long_lines_are_checked_alike() {
+        // Up to 32 octets the line is scanned in place, beyond with memchr.
+        for len in [4usize, 20, 31, 32, 33, 64, 200] {
+            let domain = "d".repeat(len);
+            for bad in [b'\0', b'\r', b'\n'] {
+                let mut line = format!("EHLO {domain}").into_bytes();
+                let at = line.len() - 1;
+                line[at] = bad;
+                assert!(matches!(Command::parse(&line), Err(ParseError::Syntax(_))), "{len} {bad}");
+            }
+            assert_eq!(Command::parse(format!("EHLO {domain}").as_bytes()), Ok(Command::Ehlo(&domain)));
+        }
+        assert_eq!(parse("VERYLONGVERB x"), Err(ParseError::Unrecognized));
+        assert_eq!(parse("STARTTLSX"), Err(ParseError::Unrecognized));
+        assert_eq!(parse("  "), Err(ParseError::Unrecognized));
+        assert_eq!(parse("EHLO   a.example   "), Ok(Command::Ehlo("a.example")));
+    }
+
+    #[test]
     fn verbs_are_case_insensitive() {
         assert_eq!(parse("ehlo client.example.com"), Ok(Command::Ehlo("client.example.com")));
         assert_eq!(parse("QuIt"), Ok(Command::Quit));
