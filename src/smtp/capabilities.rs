@@ -19,6 +19,10 @@ pub const MAX_OTHER_EXTENSIONS: usize = 64;
 /// is at most 512 octets, RFC 5321 §4.5.3.1.5; this leaves room for lenient peers).
 pub const MAX_LINE: usize = 2048;
 
+/// The longest text [`Capabilities::ehlo_lines`] writes on one line: a reply line is at most
+/// 512 octets with `250-` and CRLF (RFC 5321 §4.5.3.1.5).
+pub const MAX_EHLO_TEXT: usize = 512 - 4 - 2;
+
 /// One EHLO extension line, borrowed from the reply (RFC 5321 §4.1.1.1 `ehlo-line`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -194,6 +198,9 @@ pub enum CapabilityError {
     /// An unknown extension whose keyword or parameters break the `ehlo-line` grammar.
     #[error("invalid extension keyword or parameters")]
     Extension,
+    /// A line would be longer than a reply line may be ([`MAX_EHLO_TEXT`]).
+    #[error("EHLO line longer than a reply line may be")]
+    LineTooLong,
 }
 
 impl Capabilities {
@@ -272,7 +279,8 @@ impl Capabilities {
 
     /// The text lines of the server's EHLO reply, first line `domain [greeting]`, then one
     /// line per extension in a fixed order; the reply codec adds `250-`/`250 `. Refuses
-    /// anything that would break the grammar or inject a line.
+    /// anything that would break the grammar or inject a line, and a line longer than
+    /// [`MAX_EHLO_TEXT`] octets.
     pub fn ehlo_lines(&self) -> Result<Vec<String>, CapabilityError> {
         let clean = |text: &str| !text.chars().any(char::is_control);
         if self.domain.is_empty() || self.domain.contains(' ') || !clean(&self.domain) {
@@ -323,6 +331,9 @@ impl Capabilities {
                 line.push_str(&extension.params);
             }
             lines.push(line);
+        }
+        if lines.iter().any(|line| line.len() > MAX_EHLO_TEXT) {
+            return Err(CapabilityError::LineTooLong);
         }
         Ok(lines)
     }
