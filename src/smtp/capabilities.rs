@@ -77,7 +77,7 @@ fn is_params(params: &str) -> bool {
 impl<'a> Extension<'a> {
     /// Parses one extension line (a reply line's text after `250-`/`250 `). Returns `None` for
     /// lines that are not an extension: empty, a keyword outside `ALPHA / DIGIT / "-"`, control
-    /// characters, or longer than [`MAX_LINE`].
+    /// characters, or longer than 2048 octets.
     pub fn parse(line: &'a [u8]) -> Option<Self> {
         if line.len() > MAX_LINE {
             return None;
