@@ -94,7 +94,12 @@ fn mailwire_ehlo(reader: &mut LineReader, input: &[u8]) -> Option<Capabilities> 
 
 /// An EHLO reply parsed borrowing from the input: line by line, no `Reply` built.
 fn mailwire_ehlo_borrowed(input: &[u8]) -> Capabilities {
-    let lines = input.split_inclusive(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r\n").unwrap_or(l));
+    let mut start = 0;
+    let lines = memchr::memchr_iter(b'\n', input).map(|end| {
+        let line = input.get(start..end).unwrap_or_default();
+        start = end + 1;
+        line.strip_suffix(b"\r").unwrap_or(line)
+    });
     Capabilities::parse(lines.filter_map(|l| ParsedLine::parse(l).ok()).map(|p| p.text))
 }
 
