@@ -11,6 +11,9 @@ shift || true
 export RUSTC_BOOTSTRAP=1
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 cargo fuzz build -O
+# Run the binaries just built (cargo fuzz run would rebuild from a tree that may be changing).
+triple="$(rustc -vV | sed -n 's/^host: //p')"
+bin_dir="${CARGO_TARGET_DIR:-target}/$triple/release"
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo fuzz list)
 
@@ -35,15 +38,16 @@ for target in "${targets[@]}"; do
   # shellcheck disable=SC2046
   cat $(dicts_for "$target") /dev/null >"$dict"
   log="$(mktemp)"
-  if cargo fuzz run -O "$target" "corpus/$target" "${seeds[@]}" -- -max_total_time="$seconds" \
-       -print_final_stats=1 -dict="$dict" -max_len=4096 >"$log" 2>&1; then
+  mkdir -p "artifacts/$target"
+  if "$bin_dir/$target" -artifact_prefix="artifacts/$target/" -max_total_time="$seconds" \
+       -print_final_stats=1 -dict="$dict" -max_len=4096 "corpus/$target" "${seeds[@]}" >"$log" 2>&1; then
     summary=$(grep -E '^#[0-9]+.*DONE' "$log" | tail -1 | sed -E 's/.*DONE +//; s/ exec\/s.*//')
     execs=$(grep -E 'stat::number_of_executed_units' "$log" | awk '{print $2}')
     echo "ok    $target execs=${execs:-?} $summary"
     rm -f "$log"
   else
     echo "FAIL  $target (log: $log)"
-    grep -E -A3 'panicked|SUMMARY|ERROR' "$log" | head -12
+    grep -E -A3 'panicked|SUMMARY|ERROR' "$log" | head -12 || true
     status=1
   fi
   rm -f "$dict"

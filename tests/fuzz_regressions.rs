@@ -108,3 +108,24 @@ fn fuzz_stls_injection_leaves_no_starttls_event() {
         assert!(!events.contains(&Event::StartTls), "cut at {cut}: {events:?}");
     }
 }
+
+/// `smtp_capabilities`: a greeting holding invalid UTF-8 grew when read (each bad byte became
+/// a 3-octet U+FFFD), and `ehlo_lines` wrote it back as a first line longer than any reply
+/// line may be, which read back cut short. Lines over `MAX_EHLO_TEXT` are now refused.
+#[test]
+fn fuzz_smtp_capabilities_lines_fit_a_reply_line() {
+    use mailwire::smtp::{CapabilityError, MAX_EHLO_TEXT};
+    let mut first = b"mx.example ".to_vec();
+    first.extend(std::iter::repeat_n(0xffu8, 200));
+    let caps = Capabilities::parse([&first[..]]);
+    assert!(caps.greeting.len() > MAX_EHLO_TEXT);
+    assert_eq!(caps.ehlo_lines(), Err(CapabilityError::LineTooLong));
+    // At the limit the line is written and reads back equal.
+    let mut caps = Capabilities::parse([&b"mx.example"[..]]);
+    caps.greeting = "g".repeat(MAX_EHLO_TEXT - "mx.example ".len());
+    let lines = caps.ehlo_lines().unwrap();
+    assert_eq!(lines[0].len(), MAX_EHLO_TEXT);
+    assert_eq!(Capabilities::parse(lines.iter().map(String::as_bytes)), caps);
+    caps.greeting.push('g');
+    assert_eq!(caps.ehlo_lines(), Err(CapabilityError::LineTooLong));
+}

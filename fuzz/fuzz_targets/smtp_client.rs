@@ -102,7 +102,9 @@ fn run(data: &[u8], split: Split) -> Vec<Log> {
                 let mut result = Ok(());
                 for chunk in split.chunks(op.payload) {
                     result = client.receive(chunk);
-                    if result.is_err() {
+                    // An application stops reading once the session is over (bytes after
+                    // the end are dropped unread when they come in the same read).
+                    if result.is_err() || client.is_closed() {
                         break;
                     }
                 }

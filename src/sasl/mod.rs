@@ -92,12 +92,23 @@ impl Mechanism {
 
     /// Parses a name from wire bytes case-insensitively; non-UTF-8 bytes are replaced.
     pub fn from_bytes(name: &[u8]) -> Self {
-        for known in Self::KNOWN {
-            if known.as_str().as_bytes().eq_ignore_ascii_case(name) {
-                return known;
-            }
+        // The length picks the candidates, so most names are compared once.
+        let is = |known: &str| name.eq_ignore_ascii_case(known.as_bytes());
+        match name.len() {
+            5 if is("PLAIN") => Self::Plain,
+            5 if is("LOGIN") => Self::Login,
+            7 if is("XOAUTH2") => Self::XOAuth2,
+            8 if is("CRAM-MD5") => Self::CramMd5,
+            8 if is("EXTERNAL") => Self::External,
+            9 if is("ANONYMOUS") => Self::Anonymous,
+            10 if is("DIGEST-MD5") => Self::DigestMd5,
+            11 if is("SCRAM-SHA-1") => Self::ScramSha1,
+            11 if is("OAUTHBEARER") => Self::OAuthBearer,
+            13 if is("SCRAM-SHA-256") => Self::ScramSha256,
+            16 if is("SCRAM-SHA-1-PLUS") => Self::ScramSha1Plus,
+            18 if is("SCRAM-SHA-256-PLUS") => Self::ScramSha256Plus,
+            _ => Mechanism::Other(String::from_utf8_lossy(name).to_ascii_uppercase()),
         }
-        Mechanism::Other(String::from_utf8_lossy(name).to_ascii_uppercase())
     }
 
     /// The registered name.

@@ -19,6 +19,10 @@ pub const MAX_OTHER_EXTENSIONS: usize = 64;
 /// is at most 512 octets, RFC 5321 §4.5.3.1.5; this leaves room for lenient peers).
 pub const MAX_LINE: usize = 2048;
 
+/// The longest text [`Capabilities::ehlo_lines`] writes on one line: a reply line is at most
+/// 512 octets with `250-` and CRLF (RFC 5321 §4.5.3.1.5).
+pub const MAX_EHLO_TEXT: usize = 512 - 4 - 2;
+
 /// One EHLO extension line, borrowed from the reply (RFC 5321 §4.1.1.1 `ehlo-line`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -65,56 +69,65 @@ fn is_mechanism_name(name: &[u8]) -> bool {
 /// Whether `params` is valid `ehlo-param`s: printable characters and single spaces
 /// (RFC 5321 §4.1.1.1), with UTF-8 allowed for SMTPUTF8 peers.
 fn is_params(params: &str) -> bool {
-    !params.chars().any(char::is_control)
+    // Printable ASCII (the usual case) has no control character; else look at each char
+    // (C1 controls are two octets in UTF-8).
+    params.bytes().all(|b| matches!(b, b' '..=b'~')) || !params.chars().any(char::is_control)
 }
 
 impl<'a> Extension<'a> {
     /// Parses one extension line (a reply line's text after `250-`/`250 `). Returns `None` for
     /// lines that are not an extension: empty, a keyword outside `ALPHA / DIGIT / "-"`, control
-    /// characters, or longer than [`MAX_LINE`].
+    /// characters, or longer than 2048 octets.
     pub fn parse(line: &'a [u8]) -> Option<Self> {
         if line.len() > MAX_LINE {
             return None;
         }
-        let line = core::str::from_utf8(line).ok()?;
-        let line = line.trim_end_matches([' ', '\t']);
-        let (keyword, params) = match line.split_once([' ', '=']) {
-            Some((keyword, params)) => {
+        let end = line.iter().rposition(|&b| b != b' ' && b != b'\t').map_or(0, |last| last + 1);
+        let line = core::str::from_utf8(line.get(..end)?).ok()?;
+        let bytes = line.as_bytes();
+        let (keyword, params) = match bytes.iter().position(|&b| b == b' ' || b == b'=') {
+            Some(at) => {
+                let keyword = line.get(..at)?;
                 // `=` only separates in the legacy `AUTH=` form.
-                let legacy_auth = line.as_bytes().get(keyword.len()) == Some(&b'=');
-                if legacy_auth && !keyword.eq_ignore_ascii_case("AUTH") {
+                if bytes.get(at) == Some(&b'=') && !keyword.eq_ignore_ascii_case("AUTH") {
                     return None;
                 }
-                (keyword, params.trim_start_matches(' '))
+                (keyword, line.get(at + 1..)?.trim_start_matches(' '))
             }
             None => (line, ""),
         };
         if !is_keyword(keyword.as_bytes()) || !is_params(params) {
             return None;
         }
-        let known = |name: &str| keyword.eq_ignore_ascii_case(name);
-        Some(if known("AUTH") {
-            Self::Auth(params)
-        } else if known("SIZE") {
-            Self::Size(params.split(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0))
-        } else if !params.is_empty() {
-            Self::Other { keyword, params }
-        } else if known("STARTTLS") {
-            Self::StartTls
-        } else if known("PIPELINING") {
-            Self::Pipelining
-        } else if known("8BITMIME") {
-            Self::EightBitMime
-        } else if known("SMTPUTF8") {
-            Self::SmtpUtf8
-        } else if known("ENHANCEDSTATUSCODES") {
-            Self::EnhancedStatusCodes
-        } else if known("CHUNKING") {
-            Self::Chunking
-        } else if known("DSN") {
-            Self::Dsn
-        } else {
-            Self::Other { keyword, params }
+        // The length picks the one candidate name.
+        let known = match keyword.len() {
+            3 => "DSN",
+            4 if keyword.as_bytes().first().is_some_and(|b| b.eq_ignore_ascii_case(&b'A')) => "AUTH",
+            4 => "SIZE",
+            8 => match keyword.as_bytes().get(..2).unwrap_or_default() {
+                [b'8', _] => "8BITMIME",
+                [_, b't' | b'T'] => "STARTTLS",
+                [_, b'm' | b'M'] => "SMTPUTF8",
+                _ => "CHUNKING",
+            },
+            10 => "PIPELINING",
+            19 => "ENHANCEDSTATUSCODES",
+            _ => "",
+        };
+        if known.is_empty() || !keyword.eq_ignore_ascii_case(known) {
+            return Some(Self::Other { keyword, params });
+        }
+        Some(match known {
+            "AUTH" => Self::Auth(params),
+            "SIZE" => Self::Size(params.split(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0)),
+            _ if !params.is_empty() => Self::Other { keyword, params },
+            "STARTTLS" => Self::StartTls,
+            "PIPELINING" => Self::Pipelining,
+            "8BITMIME" => Self::EightBitMime,
+            "SMTPUTF8" => Self::SmtpUtf8,
+            "ENHANCEDSTATUSCODES" => Self::EnhancedStatusCodes,
+            "CHUNKING" => Self::Chunking,
+            _ => Self::Dsn,
         })
     }
 
@@ -185,6 +198,9 @@ pub enum CapabilityError {
     /// An unknown extension whose keyword or parameters break the `ehlo-line` grammar.
     #[error("invalid extension keyword or parameters")]
     Extension,
+    /// A line would be longer than a reply line may be ([`MAX_EHLO_TEXT`]).
+    #[error("EHLO line longer than a reply line may be")]
+    LineTooLong,
 }
 
 impl Capabilities {
@@ -203,9 +219,15 @@ impl Capabilities {
             let text = String::from_utf8_lossy(first);
             let text = text.trim_matches([' ', '\t']);
             let (domain, greeting) = text.split_once(' ').unwrap_or((text, ""));
-            caps.domain = domain.chars().filter(|c| !c.is_control()).collect();
-            let greeting: String = greeting.chars().filter(|c| !c.is_control()).collect();
-            caps.greeting = String::from(greeting.trim_matches([' ', '\t']));
+            if text.bytes().all(|b| matches!(b, b' '..=b'~')) {
+                // Printable ASCII: nothing to filter.
+                caps.domain = String::from(domain);
+                caps.greeting = String::from(greeting.trim_matches([' ', '\t']));
+            } else {
+                caps.domain = domain.chars().filter(|c| !c.is_control()).collect();
+                let greeting: String = greeting.chars().filter(|c| !c.is_control()).collect();
+                caps.greeting = String::from(greeting.trim_matches([' ', '\t']));
+            }
         }
         for line in lines {
             if let Some(extension) = Extension::parse(line.as_ref()) {
@@ -257,7 +279,8 @@ impl Capabilities {
 
     /// The text lines of the server's EHLO reply, first line `domain [greeting]`, then one
     /// line per extension in a fixed order; the reply codec adds `250-`/`250 `. Refuses
-    /// anything that would break the grammar or inject a line.
+    /// anything that would break the grammar or inject a line, and a line longer than
+    /// [`MAX_EHLO_TEXT`] octets.
     pub fn ehlo_lines(&self) -> Result<Vec<String>, CapabilityError> {
         let clean = |text: &str| !text.chars().any(char::is_control);
         if self.domain.is_empty() || self.domain.contains(' ') || !clean(&self.domain) {
@@ -308,6 +331,9 @@ impl Capabilities {
                 line.push_str(&extension.params);
             }
             lines.push(line);
+        }
+        if lines.iter().any(|line| line.len() > MAX_EHLO_TEXT) {
+            return Err(CapabilityError::LineTooLong);
         }
         Ok(lines)
     }

@@ -160,17 +160,15 @@ impl<'a> Parameter<'a> {
             None => (text, None),
         };
         let mut chars = keyword.bytes();
-        if !chars.next().is_some_and(|b| b.is_ascii_alphanumeric())
-            || !chars.all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
+        if !chars.next().is_some_and(|b| b.is_ascii_alphanumeric()) || !chars.all(|b| in_class(KEYWORD, b)) {
             return Err(ParseError::Syntax("bad parameter keyword"));
         }
         if let Some(value) = value {
-            if value.is_empty() || !value.bytes().all(|b| matches!(b, b'!'..=b'<' | b'>'..=b'~' | 0x80..)) {
+            if value.is_empty() || !value.bytes().all(|b| in_class(VALUE, b)) {
                 return Err(ParseError::Syntax("bad parameter value"));
             }
         }
-        let is = |name: &str| keyword.eq_ignore_ascii_case(name);
+        let is = |name: &str| keyword.len() == name.len() && keyword.eq_ignore_ascii_case(name);
         let need = |value: Option<&'a str>| value.ok_or(ParseError::Syntax("parameter needs a value"));
         Ok(if is("SIZE") {
             let value = need(value)?;
@@ -457,37 +455,47 @@ impl<'a> Command<'a> {
     /// prefixes are case-insensitive; nothing but parameters may follow a path.
     pub fn parse(line: &'a [u8]) -> Result<Self, ParseError> {
         let line = line.strip_suffix(b"\r\n").unwrap_or(line);
-        if line.iter().any(|&b| matches!(b, 0 | b'\r' | b'\n')) {
+        // Short lines are scanned in place; memchr pays off on longer ones.
+        let forbidden = |b: &u8| matches!(*b, 0 | b'\r' | b'\n');
+        let bad = if line.len() <= 32 {
+            line.iter().any(forbidden)
+        } else {
+            memchr::memchr3(0, b'\r', b'\n', line).is_some()
+        };
+        if bad {
             return Err(ParseError::Syntax("CR, LF or NUL in a command line"));
         }
         let line = core::str::from_utf8(line).map_err(|_| ParseError::Syntax("command line is not UTF-8"))?;
-        let (verb, args) = match line.split_once(' ') {
-            Some((verb, args)) => (verb, Some(args)),
+        // Every verb has at most 8 letters: the space, if any, is among the first 9 bytes.
+        let (verb, args) = match line.as_bytes().iter().take(9).position(|&b| b == b' ') {
+            Some(space) => (line.get(..space).unwrap_or(""), line.get(space + 1..)),
+            None if line.len() > 8 => return Err(ParseError::Unrecognized),
             None => (line, None),
         };
-        let blank = args.is_none_or(|a| a.trim_matches(' ').is_empty());
-        let text = args.map(|a| a.trim_matches(' ')).filter(|a| !a.is_empty());
-        let is = |name: &str| verb.eq_ignore_ascii_case(name);
+        let text = args.map(trim_spaces).filter(|a| !a.is_empty());
+        let blank = text.is_none();
+        let verb = Verb::of(verb.as_bytes());
+        let is = |name: Verb| verb == name;
         let no_args = |command: Command<'a>| {
             if blank { Ok(command) } else { Err(ParseError::Syntax("command takes no arguments")) }
         };
-        if is("EHLO") || is("HELO") {
+        if is(Verb::Ehlo) || is(Verb::Helo) {
             let domain = text.ok_or(ParseError::Syntax("EHLO/HELO needs a domain"))?;
-            if !domain.bytes().all(|b| matches!(b, b'!'..=b'~' | 0x80..)) {
+            if domain.bytes().fold(false, |bad, b| bad | (b <= b' ' || b == 0x7f)) {
                 return Err(ParseError::Syntax("bad EHLO/HELO domain"));
             }
-            Ok(if is("EHLO") { Self::Ehlo(domain) } else { Self::Helo(domain) })
-        } else if is("MAIL") {
+            Ok(if is(Verb::Ehlo) { Self::Ehlo(domain) } else { Self::Helo(domain) })
+        } else if is(Verb::Mail) {
             let rest = strip_prefix_ci(args.unwrap_or(""), "FROM:").ok_or(ParseError::Syntax("expected FROM:"))?;
             let (from, params) = parse_path_and_params(rest, true, false)?;
             Ok(Self::Mail { from, params })
-        } else if is("RCPT") {
+        } else if is(Verb::Rcpt) {
             let rest = strip_prefix_ci(args.unwrap_or(""), "TO:").ok_or(ParseError::Syntax("expected TO:"))?;
             let (to, params) = parse_path_and_params(rest, false, true)?;
             Ok(Self::Rcpt { to, params })
-        } else if is("DATA") {
+        } else if is(Verb::Data) {
             no_args(Self::Data)
-        } else if is("BDAT") {
+        } else if is(Verb::Bdat) {
             let mut words = text.unwrap_or("").split(' ').filter(|w| !w.is_empty());
             let size = words.next().ok_or(ParseError::Syntax("BDAT needs a size"))?;
             if size.len() > 20 || !size.bytes().all(|b| b.is_ascii_digit()) {
@@ -503,31 +511,29 @@ impl<'a> Command<'a> {
                 return Err(ParseError::Syntax("too many BDAT arguments"));
             }
             Ok(Self::Bdat { size, last })
-        } else if is("RSET") {
+        } else if is(Verb::Rset) {
             no_args(Self::Rset)
-        } else if is("NOOP") {
+        } else if is(Verb::Noop) {
             Ok(Self::Noop(text))
-        } else if is("QUIT") {
+        } else if is(Verb::Quit) {
             no_args(Self::Quit)
-        } else if is("VRFY") {
+        } else if is(Verb::Vrfy) {
             Ok(Self::Vrfy(text.ok_or(ParseError::Syntax("VRFY needs an argument"))?))
-        } else if is("EXPN") {
+        } else if is(Verb::Expn) {
             Ok(Self::Expn(text.ok_or(ParseError::Syntax("EXPN needs an argument"))?))
-        } else if is("HELP") {
+        } else if is(Verb::Help) {
             Ok(Self::Help(text))
-        } else if is("STARTTLS") {
+        } else if is(Verb::StartTls) {
             no_args(Self::StartTls)
-        } else if is("AUTH") {
+        } else if is(Verb::Auth) {
             let mut words = text.unwrap_or("").split(' ').filter(|w| !w.is_empty());
             let mechanism = words.next().ok_or(ParseError::Syntax("AUTH needs a mechanism"))?;
-            if !mechanism.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            if !mechanism.bytes().all(|b| in_class(MECHANISM, b)) {
                 return Err(ParseError::Syntax("bad mechanism name"));
             }
             let initial = words.next();
             if let Some(initial) = initial {
-                if initial != "="
-                    && !initial.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
-                {
+                if initial != "=" && !initial.bytes().all(|b| in_class(BASE64, b)) {
                     return Err(ParseError::Syntax("initial response is not base64"));
                 }
             }
@@ -705,9 +711,116 @@ fn parse_path_and_params(
     Ok((Path { route, mailbox }, params))
 }
 
-/// `atext` (RFC 5322 §3.2.3) plus UTF-8 (RFC 6531 §3.3).
+/// A command verb, recognized case-insensitively (RFC 5321 §2.4).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Ehlo,
+    Helo,
+    Mail,
+    Rcpt,
+    Data,
+    Bdat,
+    Rset,
+    Noop,
+    Quit,
+    Vrfy,
+    Expn,
+    Help,
+    StartTls,
+    Auth,
+    Unknown,
+}
+
+impl Verb {
+    /// Upper-cases ASCII letters by clearing bit 5; only letters map onto letters, so the
+    /// comparison with an upper-case name is an exact case-insensitive match.
+    const fn word(bytes: [u8; 4]) -> u32 {
+        u32::from_le_bytes(bytes) & 0xDFDF_DFDF
+    }
+
+    fn of(verb: &[u8]) -> Self {
+        match *verb {
+            [a, b, c, d] => match Self::word([a, b, c, d]) {
+                w if w == Self::word(*b"EHLO") => Self::Ehlo,
+                w if w == Self::word(*b"HELO") => Self::Helo,
+                w if w == Self::word(*b"MAIL") => Self::Mail,
+                w if w == Self::word(*b"RCPT") => Self::Rcpt,
+                w if w == Self::word(*b"DATA") => Self::Data,
+                w if w == Self::word(*b"BDAT") => Self::Bdat,
+                w if w == Self::word(*b"RSET") => Self::Rset,
+                w if w == Self::word(*b"NOOP") => Self::Noop,
+                w if w == Self::word(*b"QUIT") => Self::Quit,
+                w if w == Self::word(*b"VRFY") => Self::Vrfy,
+                w if w == Self::word(*b"EXPN") => Self::Expn,
+                w if w == Self::word(*b"HELP") => Self::Help,
+                w if w == Self::word(*b"AUTH") => Self::Auth,
+                _ => Self::Unknown,
+            },
+            _ if verb.eq_ignore_ascii_case(b"STARTTLS") => Self::StartTls,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+/// `text` without leading and trailing spaces.
+fn trim_spaces(text: &str) -> &str {
+    let bytes = text.as_bytes();
+    let start = bytes.iter().position(|&b| b != b' ').unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|&b| b != b' ').map_or(start, |last| last + 1);
+    text.get(start..end).unwrap_or_default()
+}
+
+/// Byte classes, one bit each, looked up in [`CLASS`].
+const ATEXT: u8 = 1; // atext (RFC 5322 §3.2.3) plus UTF-8 (RFC 6531 §3.3)
+const LABEL: u8 = 2; // domain label: letter, digit, `-`, `_` (field leniency), UTF-8
+const KEYWORD: u8 = 4; // esmtp-keyword after the first character: letter, digit, `-`
+const VALUE: u8 = 8; // esmtp-value (RFC 5321 §4.1.2) plus UTF-8
+const BASE64: u8 = 16; // base64 alphabet and padding (RFC 4648 §4)
+const MECHANISM: u8 = 32; // SASL mechanism name characters (RFC 4422 §3.1)
+
+#[allow(clippy::indexing_slicing)] // const evaluation: an out-of-range index fails the build
+const CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        let mut class = 0;
+        if b.is_ascii_alphanumeric() || b >= 0x80 {
+            class |= ATEXT | LABEL;
+        }
+        if b.is_ascii_alphanumeric() || b == b'-' {
+            class |= KEYWORD;
+        }
+        if b == b'-' || b == b'_' {
+            class |= LABEL;
+        }
+        if matches!(b, b'!'..=b'<' | b'>'..=b'~' | 0x80..) {
+            class |= VALUE;
+        }
+        if b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=' {
+            class |= BASE64;
+        }
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            class |= MECHANISM;
+        }
+        table[i] = class;
+        i += 1;
+    }
+    let specials = b"!#$%&'*+-/=?^_`{|}~";
+    let mut j = 0;
+    while j < specials.len() {
+        table[specials[j] as usize] |= ATEXT;
+        j += 1;
+    }
+    table
+};
+
+fn in_class(class: u8, byte: u8) -> bool {
+    CLASS.get(usize::from(byte)).is_some_and(|c| c & class != 0)
+}
+
 fn is_atext(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&byte) || byte >= 0x80
+    in_class(ATEXT, byte)
 }
 
 /// Scans a Dot-string or Quoted-string local part (RFC 5321 §4.1.2) from `at`; returns its end.
@@ -730,7 +843,7 @@ fn scan_local_part(bytes: &[u8], mut at: usize) -> Option<usize> {
     }
     let start = at;
     let mut atom = 0;
-    while let Some(&byte) = bytes.get(at) {
+    for &byte in bytes.get(at..).unwrap_or_default() {
         if is_atext(byte) {
             atom += 1;
         } else if byte == b'.' && atom > 0 {
@@ -760,8 +873,8 @@ fn scan_domain(bytes: &[u8], mut at: usize) -> Option<usize> {
     }
     let mut label = 0;
     let start = at;
-    while let Some(&byte) = bytes.get(at) {
-        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' || byte >= 0x80 {
+    for &byte in bytes.get(at..).unwrap_or_default() {
+        if in_class(LABEL, byte) {
             label += 1;
         } else if byte == b'.' && label > 0 {
             label = 0;
@@ -781,6 +894,43 @@ mod tests {
 
     fn parse(line: &str) -> Result<Command<'_>, ParseError> {
         Command::parse(line.as_bytes())
+    }
+
+    #[test]
+    fn verb_words_match_letters_only() {
+        // Clearing bit 5 upper-cases letters; nothing else may land on a verb.
+        for verb in ["EHLO", "QUIT", "DATA", "AUTH", "MAIL", "RCPT"] {
+            for (i, _) in verb.char_indices() {
+                for byte in 0u8..=255 {
+                    let mut bytes = verb.as_bytes().to_vec();
+                    let original = bytes[i];
+                    bytes[i] = byte;
+                    let same = byte.eq_ignore_ascii_case(&original);
+                    assert_eq!(Verb::of(&bytes) == Verb::of(verb.as_bytes()), same, "{bytes:?}");
+                }
+            }
+        }
+        assert!(Verb::of(b"STARTTLS") == Verb::StartTls && Verb::of(b"sTaRtTlS") == Verb::StartTls);
+        assert!(Verb::of(b"STARTTL") == Verb::Unknown && Verb::of(b"QUITS") == Verb::Unknown);
+    }
+
+    #[test]
+    fn short_and_long_lines_are_checked_alike() {
+        // Up to 32 octets the line is scanned in place, beyond with memchr.
+        for len in [4usize, 20, 31, 32, 33, 64, 200] {
+            let domain = "d".repeat(len);
+            for bad in [b'\0', b'\r', b'\n'] {
+                let mut line = format!("EHLO {domain}").into_bytes();
+                let at = line.len() - 1;
+                line[at] = bad;
+                assert!(matches!(Command::parse(&line), Err(ParseError::Syntax(_))), "{len} {bad}");
+            }
+            assert_eq!(Command::parse(format!("EHLO {domain}").as_bytes()), Ok(Command::Ehlo(&domain)));
+        }
+        assert_eq!(parse("VERYLONGVERB x"), Err(ParseError::Unrecognized));
+        assert_eq!(parse("STARTTLSX"), Err(ParseError::Unrecognized));
+        assert_eq!(parse("  "), Err(ParseError::Unrecognized));
+        assert_eq!(parse("EHLO   a.example   "), Ok(Command::Ehlo("a.example")));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 mod capabilities;
 
-pub use self::capabilities::{Capabilities, CapabilityError, Extension, OtherExtension};
+pub use self::capabilities::{Capabilities, CapabilityError, Extension, MAX_EHLO_TEXT, OtherExtension};
 
 mod command;
 mod reply;

@@ -144,7 +144,8 @@ impl<'a> ParsedLine<'a> {
             Some((b'-', text)) => (false, text),
             Some(_) => return Err(ReplyError::BadCode),
         };
-        if text.iter().any(|&b| b < 0x20 && b != b'\t' || b == 0x7f) {
+        // Without an early exit the check compiles to a vectorized loop.
+        if text.iter().fold(false, |bad, &b| bad | (b < 0x20 && b != b'\t' || b == 0x7f)) {
             return Err(ReplyError::Binary);
         }
         let class = u8::try_from(code / 100).unwrap_or(0);
