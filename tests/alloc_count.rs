@@ -9,6 +9,12 @@ struct Counting;
 
 thread_local! {
     static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+    /// Heap bytes allocated and not yet freed by this thread.
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+}
+
+fn live(delta: isize) {
+    LIVE.with(|n| n.set(n.get() + delta));
 }
 
 // SAFETY: every call is forwarded unchanged to the system allocator; the counter is a
@@ -16,23 +22,27 @@ thread_local! {
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        live(layout.size() as isize);
         // SAFETY: forwarded as is.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        live(layout.size() as isize);
         // SAFETY: forwarded as is.
         unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        live(new_size as isize - layout.size() as isize);
         // SAFETY: forwarded as is.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        live(-(layout.size() as isize));
         // SAFETY: forwarded as is.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -137,4 +147,49 @@ fn line_reader_hands_out_lines_without_allocating() {
         count
     });
     assert_eq!((count, n), (4, 0));
+}
+
+/// Heap bytes that `make` leaves allocated on this thread, with the value it made.
+fn retained<R>(make: impl FnOnce() -> R) -> (R, isize) {
+    let before = LIVE.with(Cell::get);
+    let value = make();
+    (value, LIVE.with(Cell::get) - before)
+}
+
+/// An idle server session (greeting sent, waiting for the client) costs at most 2 KiB: the
+/// machine itself plus everything it keeps on the heap (its configuration, buffers). Run with
+/// `--nocapture` to see the figures (BENCHMARKS.md).
+#[test]
+fn idle_server_sessions_fit_in_2_kib() {
+    use mailwire::sasl::FixedRandom;
+    let (mut smtp, heap) = retained(|| {
+        let mut server = mailwire::smtp::Server::new(
+            mailwire::smtp::ServerConfig::new("mx.example.org"),
+            Box::new(FixedRandom::new(1)),
+        );
+        while server.poll_transmit().is_some() {}
+        server
+    });
+    let smtp_total = std::mem::size_of::<mailwire::smtp::Server>() as isize + heap;
+    println!(
+        "idle smtp::Server: {} inline + {heap} heap = {smtp_total} bytes",
+        std::mem::size_of::<mailwire::smtp::Server>()
+    );
+    let (mut pop3, heap) = retained(|| {
+        let mut server =
+            mailwire::pop3::Server::new(mailwire::pop3::ServerConfig::new("pop.example.org"), FixedRandom::new(1));
+        while server.poll_transmit().is_some() {}
+        server
+    });
+    let pop3_total = std::mem::size_of::<mailwire::pop3::Server>() as isize + heap;
+    println!(
+        "idle pop3::Server: {} inline + {heap} heap = {pop3_total} bytes",
+        std::mem::size_of::<mailwire::pop3::Server>()
+    );
+    assert!(smtp_total <= 2048, "idle smtp::Server takes {smtp_total} bytes");
+    assert!(pop3_total <= 2048, "idle pop3::Server takes {pop3_total} bytes");
+    // Still usable: they were not measured half-built.
+    smtp.receive(b"NOOP\r\n").unwrap();
+    pop3.receive(b"NOOP\r\n").unwrap();
+    assert!(smtp.poll_transmit().is_some() && pop3.poll_transmit().is_some());
 }

@@ -10,9 +10,11 @@ fn report(name: &str, size: usize, bound: usize) {
 }
 
 #[test]
-fn client_machine_sizes() {
+fn machine_sizes() {
     report("smtp::Client", size_of::<mailwire::smtp::Client>(), 2048);
     report("pop3::Client", size_of::<mailwire::pop3::Client>(), 2048);
+    report("smtp::Server", size_of::<mailwire::smtp::Server>(), 2048);
+    report("pop3::Server", size_of::<mailwire::pop3::Server>(), 2048);
     report("smtp::ClientConfig", size_of::<mailwire::smtp::ClientConfig>(), 512);
     report("pop3::ClientConfig", size_of::<mailwire::pop3::ClientConfig>(), 512);
 }
