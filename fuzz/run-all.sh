@@ -20,8 +20,8 @@ targets=("$@")
 # The dictionaries each family of targets gets (libFuzzer takes one file: they are joined).
 dicts_for() {
   case "$1" in
-    smtp_client) echo "dict/smtp.dict dict/sasl.dict dict/wire.dict" ;;
-    pop3_client) echo "dict/pop3.dict dict/sasl.dict dict/wire.dict" ;;
+    smtp_client | smtp_server) echo "dict/smtp.dict dict/sasl.dict dict/wire.dict" ;;
+    pop3_client | pop3_server) echo "dict/pop3.dict dict/sasl.dict dict/wire.dict" ;;
     smtp_*) echo "dict/smtp.dict" ;;
     pop3_*) echo "dict/pop3.dict dict/wire.dict" ;;
     sasl_*) echo "dict/sasl.dict" ;;
