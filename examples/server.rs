@@ -23,7 +23,7 @@ usage: server [--smtp ADDR] [--pop3 ADDR] --users FILE --maildir DIR
   --pop3 ADDR        POP3 listener, e.g. 127.0.0.1:1110
   --users FILE       'name:password' lines; '{SCRAM-SHA-256}ITER:SALT:STORED:SERVER' (base64)
                      as the secret stores SCRAM keys instead of a password; '#' comments
-  --maildir DIR      DIR/USER/new/ holds each user's mail; DIR/outbound/ mail for others
+  --maildir DIR      DIR/USER/new/ holds each user's mail; DIR/.outbound/ mail for others
   --tls-cert PEM     certificate chain for STARTTLS/STLS (with --tls-key)
   --tls-key PEM      its private key
   --client-ca PEM    accept client certificates signed by this CA (SASL EXTERNAL as the

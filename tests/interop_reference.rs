@@ -267,3 +267,20 @@ fn reference_external_needs_a_certificate_naming_a_user() {
     assert_eq!(results[0].0, 7, "mallory: {}", results[0].1);
     assert_eq!(results[1].0, 0, "alice: {}", results[1].1);
 }
+
+/// A users file naming a user's password twice is refused at start (exit 2), never silently
+/// resolved to one of them.
+#[test]
+fn reference_server_refuses_a_second_password_line() {
+    let dir = scratch("dup-users");
+    std::fs::write(dir.join("users"), "alice:wonderland\nalice:other\n").unwrap();
+    let out = Command::new(example("server"))
+        .args(["--smtp", "127.0.0.1:0", "--users"])
+        .arg(dir.join("users"))
+        .arg("--maildir")
+        .arg(dir.join("mail"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a second password for \"alice\""));
+}

@@ -89,6 +89,9 @@ impl Users {
                     let keys = parse_scram(rest).ok_or(format!("users line {}: bad stored SCRAM keys", n + 1))?;
                     account.scram.push((hash, keys));
                 }
+                None if account.password.is_some() => {
+                    return Err(format!("users line {}: a second password for {name:?}", n + 1));
+                }
                 None => account.password = Some(Secret::from(secret)),
             }
         }
@@ -216,7 +219,7 @@ pub struct Options {
     pub pop3: Option<SocketAddr>,
     /// The users.
     pub users: Users,
-    /// The maildir root: `DIR/USER/new/` holds each user's messages, `DIR/outbound/` mail for
+    /// The maildir root: `DIR/USER/new/` holds each user's messages, `DIR/.outbound/` mail for
     /// addresses that are not local users.
     pub maildir: PathBuf,
     /// TLS: the server configuration (with a client CA when client certificates are wanted).
@@ -263,7 +266,7 @@ pub struct Running {
 /// Binds the listeners and serves each in a thread of its own.
 pub fn start(options: Options) -> io::Result<Running> {
     let context = |what: String| move |e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"));
-    let tmp = options.maildir.join("tmp");
+    let tmp = options.maildir.join(".tmp");
     fs::create_dir_all(&tmp).map_err(context(format!("maildir {}", tmp.display())))?;
     let bind = |addr: SocketAddr| TcpListener::bind(addr).map_err(context(format!("cannot listen on {addr}")));
     let smtp = options.smtp.map(bind).transpose()?;
@@ -284,21 +287,25 @@ pub fn start(options: Options) -> io::Result<Running> {
     };
     if let Some(listener) = smtp {
         let shared = shared.clone();
-        thread::spawn(move || serve(listener, shared, smtp_session));
+        thread::spawn(move || serve(listener, shared, smtp_session, b"421 4.3.2 Too many connections, try later\r\n"));
     }
     if let Some(listener) = pop3 {
-        thread::spawn(move || serve(listener, shared, pop3_session));
+        thread::spawn(move || {
+            serve(listener, shared, pop3_session, b"-ERR [SYS/TEMP] Too many connections, try later\r\n")
+        });
     }
     Ok(running)
 }
 
 type Session = fn(&mut Conn, &Shared) -> Result<(), String>;
 
-fn serve(listener: TcpListener, shared: Arc<Shared>, session: Session) {
+fn serve(listener: TcpListener, shared: Arc<Shared>, session: Session, busy: &'static [u8]) {
     for tcp in listener.incoming() {
-        let Ok(tcp) = tcp else { continue };
+        let Ok(mut tcp) = tcp else { continue };
         if shared.connections.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
             shared.connections.fetch_sub(1, Ordering::SeqCst);
+            // Too many sessions: say so in the protocol's words, then hang up.
+            let _ = tcp.write_all(busy);
             continue;
         }
         let shared = shared.clone();
@@ -348,18 +355,18 @@ impl Shared {
 
     /// A new file in the maildir's `tmp/`, for a message being received.
     fn incoming(&self) -> io::Result<(PathBuf, File)> {
-        let path = self.options.maildir.join("tmp").join(self.unique());
+        let path = self.options.maildir.join(".tmp").join(self.unique());
         let file = File::create(&path)?;
         Ok((path, file))
     }
 
-    /// Delivers the message in `tmp` to each recipient: a local user's `new/`, or `outbound/`.
+    /// Delivers the message in `.tmp` to each recipient: a local user's `new/`, or `.outbound/`.
     fn deliver(&self, tmp: &Path, recipients: &[String]) -> io::Result<()> {
         let mut targets: Vec<PathBuf> = recipients
             .iter()
             .map(|r| match self.local_user(r) {
                 Some(user) => self.options.maildir.join(user).join("new"),
-                None => self.options.maildir.join("outbound"),
+                None => self.options.maildir.join(".outbound"),
             })
             .collect();
         targets.sort();
