@@ -129,3 +129,32 @@ fn fuzz_smtp_capabilities_lines_fit_a_reply_line() {
     caps.greeting.push('g');
     assert_eq!(caps.ehlo_lines(), Err(CapabilityError::LineTooLong));
 }
+
+/// Found by pop3_client: bytes after the answer to QUIT in the same read were an
+/// "unsolicited data" error, while the same bytes in a later read were never read (the
+/// session is over either way); they are now dropped in both cases.
+#[test]
+fn fuzz_pop3_bytes_after_the_quit_answer_are_dropped() {
+    use mailwire::pop3::client::{Client, ClientConfig, Event, QuitOutcome};
+    use mailwire::tls::TlsPolicy;
+    for split in [false, true] {
+        let mut config = ClientConfig::new("pop.example");
+        config.tls = TlsPolicy::Disabled;
+        let mut client = Client::new(config);
+        client.receive(b"+OK ready\r\n").unwrap();
+        client.receive(b"-ERR no CAPA\r\n").unwrap();
+        while client.poll_event().is_some() {}
+        client.quit().unwrap();
+        while client.poll_transmit().is_some() {}
+        let input: &[u8] = b"+OK bye\r\n+OK injected\r\ngarbage";
+        if split {
+            client.receive(&input[..9]).unwrap();
+            assert!(client.is_closed());
+        } else {
+            assert_eq!(client.receive(input), Ok(()));
+        }
+        let events: Vec<_> = std::iter::from_fn(|| client.poll_event()).collect();
+        assert_eq!(events, vec![Event::Quit(QuitOutcome::NoUpdate("bye".into()))], "split {split}");
+        assert!(client.is_closed());
+    }
+}

@@ -870,6 +870,12 @@ impl Client {
             }
             match self.expect() {
                 Expect::Line => {}
+                // After the answer to QUIT the session is over: what follows in the same read
+                // is dropped unread, as a later read would be.
+                Expect::Nothing if self.phase == Phase::Closed => {
+                    reader.clear();
+                    return Ok(());
+                }
                 Expect::Nothing if reader.has_pending() => {
                     return Err(Error::Protocol("unsolicited data from the server"));
                 }
