@@ -35,5 +35,7 @@ POP3_PORT=$MAILWIRE_DOVECOT_POP3 SUBMISSION_PORT=$MAILWIRE_DOVECOT_SUBMISSION SI
   scripts/peers/start-dovecot.sh "$MAILWIRE_DOVECOT_DIR"
 SMTP_PORT=$MAILWIRE_EXIM_SMTP scripts/peers/start-exim.sh "$MAILWIRE_EXIM_DIR"
 
+# The interop tests run the example programs (target/debug/examples/*): build them first.
+cargo build --examples
 cargo test --all-targets
 cargo test --doc
