@@ -651,6 +651,7 @@ mod random {
             let mut held = 0usize;
             for op in ops {
                 let closed = server.is_closed();
+                let queued_before = server.queued_output();
                 let result = match op.clone() {
                     Op::Receive(bytes) => server.receive(&bytes),
                     Op::Accept => server.accept(),
@@ -676,7 +677,12 @@ mod random {
                         Ok(())
                     }
                 };
-                if closed && !matches!(op, Op::PollOut | Op::PollEvent) {
+                // After close: input is ignored (the same however it was split), every
+                // application call is a `Closed` error.
+                if closed && matches!(op, Op::Receive(_)) {
+                    prop_assert_eq!(result, Ok(()));
+                    prop_assert_eq!(server.queued_output(), queued_before);
+                } else if closed && !matches!(op, Op::PollOut | Op::PollEvent) {
                     prop_assert_eq!(result, Err(Error::Closed));
                 }
                 held = server.queued_output().max(held);
