@@ -45,8 +45,10 @@ def table(title, header, rows):
 
 COMMANDS = ["ehlo", "auth_plain", "mail_size_body", "rcpt", "rcpt2", "starttls", "data", "quit"]
 table("SMTP commands (vs smtp-proto 0.2.5)", "smtp-proto",
-      [("1,000 pipelined (line reader + parse)", "smtp_commands/pipelined_1000/mailwire",
+      [("1,000 pipelined (line reader, borrowed lines + parse)", "smtp_commands/pipelined_1000/mailwire",
         "smtp_commands/pipelined_1000/smtp-proto", "<= 0.8"),
+       ("1,000 pipelined (line reader, copied: feed + next_line + parse)", "smtp_commands/pipelined_1000/mailwire_copied",
+        "smtp_commands/pipelined_1000/smtp-proto"),
        ("1,000 pipelined (lines split from the buffer + parse)", "smtp_commands/pipelined_1000/mailwire_slices",
         "smtp_commands/pipelined_1000/smtp-proto", "<= 0.8")] +
       [(c, f"smtp_commands/mailwire/{c}", f"smtp_commands/smtp-proto/{c}") for c in COMMANDS])

@@ -149,6 +149,24 @@ fn line_reader_hands_out_lines_without_allocating() {
     assert_eq!((count, n), (4, 0));
 }
 
+#[test]
+fn line_reader_borrowed_lines_do_not_allocate_or_buffer() {
+    use mailwire::wire::{LineReader, SMTP_COMMAND_LIMIT};
+    let mut reader = LineReader::new(SMTP_COMMAND_LIMIT);
+    let input = b"EHLO a.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\n";
+    // The reader's buffer was never used: complete lines come straight from the input.
+    let (count, n) = allocations(|| {
+        let mut count = 0;
+        let mut lines = reader.lines(input);
+        while let Some(Ok(_)) = lines.next_line() {
+            count += 1;
+        }
+        count
+    });
+    assert_eq!((count, n), (4, 0));
+    assert_eq!(reader.pending_len(), 0);
+}
+
 /// Heap bytes that `make` leaves allocated on this thread, with the value it made.
 fn retained<R>(make: impl FnOnce() -> R) -> (R, isize) {
     let before = LIVE.with(Cell::get);
