@@ -56,8 +56,10 @@ for other in ("smtp-proto", "lettre"):
     table(f"SMTP replies (vs {other})", other, [
         ("EHLO 12 lines → capabilities, client path (owned Reply)", "smtp_replies/ehlo_12_lines/mailwire",
          f"smtp_replies/ehlo_12_lines/{other}", "<= 0.8" if other == "smtp-proto" else None),
-        ("EHLO 12 lines → capabilities, borrowed lines", "smtp_replies/ehlo_12_lines/mailwire_borrowed",
+        ("EHLO 12 lines → CapabilitiesRef (borrowed, no allocation)", "smtp_replies/ehlo_12_lines/mailwire_borrowed",
          f"smtp_replies/ehlo_12_lines/{other}", "<= 0.8" if other == "smtp-proto" else None),
+        ("EHLO 12 lines → owned Capabilities from borrowed lines", "smtp_replies/ehlo_12_lines/mailwire_lines_owned",
+         f"smtp_replies/ehlo_12_lines/{other}"),
         ("235, owned Reply", "smtp_replies/mailwire/235", f"smtp_replies/{other}/235"),
         ("235, borrowed ParsedLine", "smtp_replies/mailwire_borrowed/235", f"smtp_replies/{other}/235",
          "<= 1.0" if other == "smtp-proto" else None),
