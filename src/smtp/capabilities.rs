@@ -356,7 +356,21 @@ const OTHER: u16 = 1 << 9;
 
 /// The bit of a known mechanism in [`CapabilitiesRef`]'s set.
 fn mechanism_bit(mechanism: &Mechanism) -> u16 {
-    Mechanism::KNOWN.iter().position(|m| m == mechanism).map_or(0, |i| 1 << i)
+    1 << match mechanism {
+        Mechanism::Plain => 0,
+        Mechanism::Login => 1,
+        Mechanism::CramMd5 => 2,
+        Mechanism::DigestMd5 => 3,
+        Mechanism::ScramSha1 => 4,
+        Mechanism::ScramSha1Plus => 5,
+        Mechanism::ScramSha256 => 6,
+        Mechanism::ScramSha256Plus => 7,
+        Mechanism::XOAuth2 => 8,
+        Mechanism::OAuthBearer => 9,
+        Mechanism::External => 10,
+        Mechanism::Anonymous => 11,
+        Mechanism::Other(_) => return 0,
+    }
 }
 
 /// What a server said it supports in its EHLO reply, read in place from the reply's bytes
@@ -373,7 +387,7 @@ pub struct CapabilitiesRef<'a> {
     rest: &'a [u8],
     flags: u16,
     size: Option<u64>,
-    /// Known mechanisms offered, one bit per entry of [`Mechanism::KNOWN`].
+    /// Known mechanisms offered, one bit each ([`mechanism_bit`]).
     mechanisms: u16,
 }
 
@@ -384,6 +398,61 @@ fn reply_texts(reply: &[u8]) -> impl Iterator<Item = &[u8]> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         ParsedLine::parse(line).map_or(&[][..], |parsed| parsed.text)
     })
+}
+
+/// `SIZE`, in [`keyword_flag`] only.
+const SIZE: u16 = 1 << 15;
+
+/// Byte classes of the EHLO fast path: keyword characters (`ALPHA / DIGIT / "-"`), SASL
+/// mechanism name characters (RFC 4422 §3.1), printable ASCII with the space.
+const KEYWORD_CHAR: u8 = 1;
+const MECHANISM_CHAR: u8 = 2;
+const PRINTABLE: u8 = 4;
+
+#[allow(clippy::indexing_slicing)] // const evaluation: an out-of-range index fails the build
+const CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        let mut class = 0;
+        if b.is_ascii_alphanumeric() || b == b'-' {
+            class |= KEYWORD_CHAR | MECHANISM_CHAR;
+        }
+        if b == b'_' {
+            class |= MECHANISM_CHAR;
+        }
+        if b >= b' ' && b <= b'~' {
+            class |= PRINTABLE;
+        }
+        table[i] = class;
+        i += 1;
+    }
+    table
+};
+
+fn in_class(class: u8, byte: u8) -> bool {
+    CLASS.get(usize::from(byte)).is_some_and(|c| c & class != 0)
+}
+
+/// The flag of a known keyword (case-insensitive), `AUTH`, `SIZE`, or 0 for any other.
+fn keyword_flag(keyword: &[u8]) -> u16 {
+    // The length picks the one candidate name, as in `Extension::parse`.
+    let (name, flag): (&[u8], u16) = match keyword.len() {
+        3 => (b"DSN", DSN),
+        4 if keyword.first().is_some_and(|b| b.eq_ignore_ascii_case(&b'A')) => (b"AUTH", AUTH),
+        4 => (b"SIZE", SIZE),
+        8 => match keyword.get(..2).unwrap_or_default() {
+            [b'8', _] => (b"8BITMIME", EIGHT_BIT_MIME),
+            [_, b't' | b'T'] => (b"STARTTLS", STARTTLS),
+            [_, b'm' | b'M'] => (b"SMTPUTF8", SMTPUTF8),
+            _ => (b"CHUNKING", CHUNKING),
+        },
+        10 => (b"PIPELINING", PIPELINING),
+        19 => (b"ENHANCEDSTATUSCODES", ENHANCED_STATUS_CODES),
+        _ => return 0,
+    };
+    if keyword.eq_ignore_ascii_case(name) { flag } else { 0 }
 }
 
 impl<'a> CapabilitiesRef<'a> {
@@ -405,6 +474,22 @@ impl<'a> CapabilitiesRef<'a> {
         let mut rest_start = 0;
         loop {
             let tail = input.get(at..).unwrap_or_default();
+            if count > 0 {
+                // The usual extension line takes the one-pass path; anything else the
+                // general one.
+                if let Some((length, last)) = caps.fast_line(tail) {
+                    count += 1;
+                    if count > ReplyParser::DEFAULT_MAX_LINES {
+                        return Some(Err(ReplyError::TooManyLines(ReplyParser::DEFAULT_MAX_LINES)));
+                    }
+                    at += length;
+                    if last {
+                        caps.rest = input.get(rest_start..at).unwrap_or_default();
+                        return Some(Ok((caps, at)));
+                    }
+                    continue;
+                }
+            }
             let Some(lf) = memchr::memchr(b'\n', tail) else {
                 // The last line has not arrived; an overlong or endless partial reply is still
                 // refused once it is too long.
@@ -427,25 +512,82 @@ impl<'a> CapabilitiesRef<'a> {
                 Err(error) => return Some(Err(error)),
             };
             if parsed.code != 250 {
-                return Some(Err(if count == 1 {
-                    ReplyError::Unexpected(parsed.code)
-                } else {
-                    ReplyError::CodeMismatch
-                }));
+                let error = if count == 1 { ReplyError::Unexpected(parsed.code) } else { ReplyError::CodeMismatch };
+                return Some(Err(error));
             }
-            let text = parsed.text;
             if count == 1 {
-                caps.first = text;
+                caps.first = parsed.text;
                 rest_start = at + lf + 1;
-            } else if let Some(extension) = Extension::parse(text) {
+            } else if let Some(extension) = Extension::parse(parsed.text) {
                 caps.add(extension);
             }
+            let last = parsed.last;
             at += lf + 1;
-            if parsed.last {
+            if last {
                 caps.rest = input.get(rest_start..at).unwrap_or_default();
                 return Some(Ok((caps, at)));
             }
         }
+    }
+
+    /// Reads a plain extension line from the start of `tail` (`250-KEYWORD` or
+    /// `250-KEYWORD SP params`, params printable ASCII without leading or trailing space, CRLF
+    /// or LF, within the line limit) in one pass, as the general path ([`ParsedLine::parse`],
+    /// [`Extension::parse`], [`add`](Self::add)) would; returns the octets the line took and
+    /// whether it is the last line, or `None`, with nothing changed, for any other line.
+    ///
+    /// [`ParsedLine::parse`]: super::ParsedLine::parse
+    fn fast_line(&mut self, tail: &[u8]) -> Option<(usize, bool)> {
+        let [b'2', b'5', b'0', sep @ (b'-' | b' '), body @ ..] = tail else {
+            return None;
+        };
+        let k = body.iter().position(|&b| !in_class(KEYWORD_CHAR, b))?;
+        let (keyword, rest) = body.split_at(k);
+        let (params, used) = match rest {
+            [b'\r', b'\n', ..] => (&[][..], 2),
+            [b'\n', ..] => (&[][..], 1),
+            [b' ', after @ ..] => {
+                let p = after.iter().position(|&b| !in_class(PRINTABLE, b))?;
+                let (params, end) = after.split_at(p);
+                let term = match end {
+                    [b'\r', b'\n', ..] => 2,
+                    [b'\n', ..] => 1,
+                    _ => return None,
+                };
+                (params, 1 + p + term)
+            }
+            _ => return None,
+        };
+        let length = 4 + k + used;
+        if keyword.is_empty()
+            || length > SMTP_REPLY_LIMIT
+            || (used > 2 && (params.is_empty() || params.first() == Some(&b' ') || params.last() == Some(&b' ')))
+        {
+            return None;
+        }
+        match keyword_flag(keyword) {
+            AUTH => {
+                self.flags |= AUTH;
+                for name in params.split(|&b| b == b' ') {
+                    if name.is_empty() || !name.iter().all(|&b| in_class(MECHANISM_CHAR, b)) {
+                        continue;
+                    }
+                    match Mechanism::known(name) {
+                        Some(known) => self.mechanisms |= mechanism_bit(&known),
+                        None => self.flags |= AUTH_OTHER,
+                    }
+                }
+            }
+            SIZE => {
+                let value = params.split(|&b| b == b' ').next().unwrap_or_default();
+                let value = core::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
+                self.size = Some(value.unwrap_or(0));
+            }
+            0 => self.flags |= OTHER,
+            _ if !params.is_empty() => self.flags |= OTHER,
+            flag => self.flags |= flag,
+        }
+        Some((length, *sep == b' '))
     }
 
     fn add(&mut self, extension: Extension<'a>) {
@@ -1007,6 +1149,37 @@ mod tests {
             for m in Mechanism::KNOWN.iter().chain(&owned.auth) {
                 proptest::prop_assert_eq!(view.offers(m), owned.offers(m), "{:?}", m);
             }
+        }
+
+        #[test]
+        fn borrowed_fast_path_matches_client_path(
+            lines in proptest::collection::vec((
+                proptest::sample::select(vec![
+                    "AUTH", "auth", "AUTH=", "Size", "SIZE", "DSN", "dsn", "8BITMIME", "STARTTLS", "starttls",
+                    "SMTPUTF8", "CHUNKING", "PIPELINING", "ENHANCEDSTATUSCODES", "X-FOO", "DSNX", "SIZ", "",
+                ]),
+                "( {0,2}[0-9A-Za-z_=+.-]{0,8}){0,4} {0,2}",
+            ), 0..10),
+        ) {
+            let mut text = vec![String::from("mx.example Hi")];
+            text.extend(lines.iter().map(|(keyword, params)| alloc::format!("{keyword}{params}")));
+            let reply = wire(&text);
+            let view = CapabilitiesRef::parse(&reply).unwrap().unwrap().0;
+            let owned = client_path(&reply);
+            proptest::prop_assert_eq!(view.to_capabilities(), owned.clone());
+            proptest::prop_assert_eq!(
+                (view.starttls(), view.pipelining(), view.eight_bit_mime(), view.smtputf8()),
+                (owned.starttls, owned.pipelining, owned.eight_bit_mime, owned.smtputf8));
+            proptest::prop_assert_eq!(
+                (view.enhanced_status_codes(), view.chunking(), view.dsn(), view.size()),
+                (owned.enhanced_status_codes, owned.chunking, owned.dsn, owned.size));
+            for m in Mechanism::KNOWN.iter().chain(&owned.auth) {
+                proptest::prop_assert_eq!(view.offers(m), owned.offers(m), "{:?}", m);
+            }
+            let others: Vec<(&str, &str)> = view.others().collect();
+            let expected: Vec<(&str, &str)> =
+                owned.other.iter().map(|o| (o.keyword.as_str(), o.params.as_str())).collect();
+            proptest::prop_assert_eq!(others, expected);
         }
 
         #[test]
