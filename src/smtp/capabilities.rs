@@ -435,6 +435,18 @@ fn in_class(class: u8, byte: u8) -> bool {
     CLASS.get(usize::from(byte)).is_some_and(|c| c & class != 0)
 }
 
+/// A decimal number as `str::parse::<u64>` reads it (an optional `+`, digits, no overflow).
+fn parse_u64(text: &[u8]) -> Option<u64> {
+    let digits = text.strip_prefix(b"+").unwrap_or(text);
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| {
+        let digit = b.checked_sub(b'0').filter(|d| *d < 10)?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
+}
+
 /// The flag of a known keyword (case-insensitive), `AUTH`, `SIZE`, or 0 for any other.
 fn keyword_flag(keyword: &[u8]) -> u16 {
     // The length picks the one candidate name, as in `Extension::parse`.
@@ -546,7 +558,8 @@ impl<'a> CapabilitiesRef<'a> {
         let (params, used) = match rest {
             [b'\r', b'\n', ..] => (&[][..], 2),
             [b'\n', ..] => (&[][..], 1),
-            [b' ', after @ ..] => {
+            // `=` only separates in the legacy `AUTH=` form.
+            [b' ', after @ ..] | [b'=', after @ ..] if rest.first() == Some(&b' ') || keyword_flag(keyword) == AUTH => {
                 let p = after.iter().position(|&b| !in_class(PRINTABLE, b))?;
                 let (params, end) = after.split_at(p);
                 let term = match end {
@@ -580,8 +593,7 @@ impl<'a> CapabilitiesRef<'a> {
             }
             SIZE => {
                 let value = params.split(|&b| b == b' ').next().unwrap_or_default();
-                let value = core::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
-                self.size = Some(value.unwrap_or(0));
+                self.size = Some(parse_u64(value).unwrap_or(0));
             }
             0 => self.flags |= OTHER,
             _ if !params.is_empty() => self.flags |= OTHER,
@@ -1076,6 +1088,13 @@ mod tests {
         let (caps, _) = CapabilitiesRef::parse(b"250 mx.example\n").unwrap().unwrap();
         assert!(!caps.auth_advertised() && caps.size().is_none() && caps.extensions().next().is_none());
         assert_eq!(caps.to_capabilities().domain, "mx.example");
+    }
+
+    #[test]
+    fn size_number_as_str_parse() {
+        for text in ["0", "52428800", "+5", "+", "", "-1", "18446744073709551615", "18446744073709551616", "1x", " 1"] {
+            assert_eq!(parse_u64(text.as_bytes()), text.parse::<u64>().ok(), "{text}");
+        }
     }
 
     #[test]
