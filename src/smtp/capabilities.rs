@@ -447,24 +447,50 @@ fn parse_u64(text: &[u8]) -> Option<u64> {
     })
 }
 
-/// The flag of a known keyword (case-insensitive), `AUTH`, `SIZE`, or 0 for any other.
+/// Whether `word`, made of `ALPHA / DIGIT / "-" / "_"` only, is `lower` in any case: or-ing
+/// 0x20 folds letters and leaves digits and `-` alone, and turns `_` into DEL, which no name
+/// holds. No early exit, so short words compile to straight-line code.
+fn folded_eq(word: &[u8], lower: &[u8]) -> bool {
+    word.len() == lower.len() && word.iter().zip(lower).fold(0, |diff, (a, b)| diff | ((a | 0x20) ^ b)) == 0
+}
+
+/// The flag of a known keyword (made of keyword characters; any case), `AUTH`, `SIZE`, or 0
+/// for any other.
 fn keyword_flag(keyword: &[u8]) -> u16 {
     // The length picks the one candidate name, as in `Extension::parse`.
     let (name, flag): (&[u8], u16) = match keyword.len() {
-        3 => (b"DSN", DSN),
-        4 if keyword.first().is_some_and(|b| b.eq_ignore_ascii_case(&b'A')) => (b"AUTH", AUTH),
-        4 => (b"SIZE", SIZE),
+        3 => (b"dsn", DSN),
+        4 if keyword.first().is_some_and(|b| b | 0x20 == b'a') => (b"auth", AUTH),
+        4 => (b"size", SIZE),
         8 => match keyword.get(..2).unwrap_or_default() {
-            [b'8', _] => (b"8BITMIME", EIGHT_BIT_MIME),
-            [_, b't' | b'T'] => (b"STARTTLS", STARTTLS),
-            [_, b'm' | b'M'] => (b"SMTPUTF8", SMTPUTF8),
-            _ => (b"CHUNKING", CHUNKING),
+            [b'8', _] => (b"8bitmime", EIGHT_BIT_MIME),
+            [_, b't' | b'T'] => (b"starttls", STARTTLS),
+            [_, b'm' | b'M'] => (b"smtputf8", SMTPUTF8),
+            _ => (b"chunking", CHUNKING),
         },
-        10 => (b"PIPELINING", PIPELINING),
-        19 => (b"ENHANCEDSTATUSCODES", ENHANCED_STATUS_CODES),
+        10 => (b"pipelining", PIPELINING),
+        19 => (b"enhancedstatuscodes", ENHANCED_STATUS_CODES),
         _ => return 0,
     };
-    if keyword.eq_ignore_ascii_case(name) { flag } else { 0 }
+    if folded_eq(keyword, name) { flag } else { 0 }
+}
+
+/// The bit of a known mechanism (see [`mechanism_bit`]) for a name made of SASL name
+/// characters, in any case; 0 for any other name. The same names as [`Mechanism::known`].
+fn known_mechanism_bit(name: &[u8]) -> u16 {
+    let candidates: &[(&[u8], Mechanism)] = match name.len() {
+        5 => &[(b"plain", Mechanism::Plain), (b"login", Mechanism::Login)],
+        7 => &[(b"xoauth2", Mechanism::XOAuth2)],
+        8 => &[(b"cram-md5", Mechanism::CramMd5), (b"external", Mechanism::External)],
+        9 => &[(b"anonymous", Mechanism::Anonymous)],
+        10 => &[(b"digest-md5", Mechanism::DigestMd5)],
+        11 => &[(b"scram-sha-1", Mechanism::ScramSha1), (b"oauthbearer", Mechanism::OAuthBearer)],
+        13 => &[(b"scram-sha-256", Mechanism::ScramSha256)],
+        16 => &[(b"scram-sha-1-plus", Mechanism::ScramSha1Plus)],
+        18 => &[(b"scram-sha-256-plus", Mechanism::ScramSha256Plus)],
+        _ => return 0,
+    };
+    candidates.iter().find(|(lower, _)| folded_eq(name, lower)).map_or(0, |(_, m)| mechanism_bit(m))
 }
 
 impl<'a> CapabilitiesRef<'a> {
@@ -555,11 +581,12 @@ impl<'a> CapabilitiesRef<'a> {
         };
         let k = body.iter().position(|&b| !in_class(KEYWORD_CHAR, b))?;
         let (keyword, rest) = body.split_at(k);
+        let flag = keyword_flag(keyword);
         let (params, used) = match rest {
             [b'\r', b'\n', ..] => (&[][..], 2),
             [b'\n', ..] => (&[][..], 1),
             // `=` only separates in the legacy `AUTH=` form.
-            [b' ', after @ ..] | [b'=', after @ ..] if rest.first() == Some(&b' ') || keyword_flag(keyword) == AUTH => {
+            [b' ', after @ ..] | [b'=', after @ ..] if rest.first() == Some(&b' ') || flag == AUTH => {
                 let p = after.iter().position(|&b| !in_class(PRINTABLE, b))?;
                 let (params, end) = after.split_at(p);
                 let term = match end {
@@ -578,16 +605,16 @@ impl<'a> CapabilitiesRef<'a> {
         {
             return None;
         }
-        match keyword_flag(keyword) {
+        match flag {
             AUTH => {
                 self.flags |= AUTH;
                 for name in params.split(|&b| b == b' ') {
                     if name.is_empty() || !name.iter().all(|&b| in_class(MECHANISM_CHAR, b)) {
                         continue;
                     }
-                    match Mechanism::known(name) {
-                        Some(known) => self.mechanisms |= mechanism_bit(&known),
-                        None => self.flags |= AUTH_OTHER,
+                    match known_mechanism_bit(name) {
+                        0 => self.flags |= AUTH_OTHER,
+                        bit => self.mechanisms |= bit,
                     }
                 }
             }
@@ -1088,6 +1115,24 @@ mod tests {
         let (caps, _) = CapabilitiesRef::parse(b"250 mx.example\n").unwrap().unwrap();
         assert!(!caps.auth_advertised() && caps.size().is_none() && caps.extensions().next().is_none());
         assert_eq!(caps.to_capabilities().domain, "mx.example");
+    }
+
+    #[test]
+    fn folded_names_same_as_mechanism_known() {
+        for m in Mechanism::KNOWN {
+            let name = m.as_str();
+            for variant in [name.to_string(), name.to_ascii_lowercase(), name.replace('-', "_")] {
+                let expected = Mechanism::known(variant.as_bytes()).map_or(0, |k| mechanism_bit(&k));
+                assert_eq!(known_mechanism_bit(variant.as_bytes()), expected, "{variant}");
+            }
+        }
+        assert_eq!(known_mechanism_bit(b"X-PLAIN"), 0);
+        for keyword in ["DSN", "auth", "Size", "8BITMIME", "STARTTLS", "SMTPUTF8", "CHUNKING", "PIPELINING"] {
+            assert_ne!(keyword_flag(keyword.as_bytes()), 0, "{keyword}");
+        }
+        assert_ne!(keyword_flag(b"EnhancedStatusCodes"), 0);
+        assert_eq!(keyword_flag(b"DSM"), 0);
+        assert_eq!(keyword_flag(b"SIZE-"), 0);
     }
 
     #[test]
