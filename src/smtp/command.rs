@@ -155,8 +155,8 @@ impl<'a> Parameter<'a> {
     /// Parses one `keyword[=value]` (RFC 5321 §4.1.2); keywords and enumerated values are
     /// case-insensitive.
     pub fn parse(text: &'a str) -> Result<Self, ParseError> {
-        let (keyword, value) = match text.split_once('=') {
-            Some((keyword, value)) => (keyword, Some(value)),
+        let (keyword, value) = match text.as_bytes().iter().position(|&b| b == b'=') {
+            Some(at) => (text.get(..at).unwrap_or_default(), text.get(at + 1..)),
             None => (text, None),
         };
         let mut chars = keyword.bytes();
@@ -332,7 +332,7 @@ impl<'a> Parameters<'a> {
 
     /// Validates the space-separated parameters of a command line.
     fn parse(text: &'a str) -> Result<Self, ParseError> {
-        for item in text.split(' ').filter(|item| !item.is_empty()) {
+        for item in words(text) {
             Parameter::parse(item)?;
         }
         Ok(Self(Repr::Wire(text)))
@@ -354,7 +354,7 @@ impl<'a> Parameters<'a> {
             Repr::List(list) => (None, list),
         };
         wire.into_iter()
-            .flat_map(|text| text.split(' ').filter(|item| !item.is_empty()).filter_map(|p| Parameter::parse(p).ok()))
+            .flat_map(|text| words(text).filter_map(|p| Parameter::parse(p).ok()))
             .chain(list.iter().copied())
     }
 
@@ -479,70 +479,67 @@ impl<'a> Command<'a> {
         let no_args = |command: Command<'a>| {
             if blank { Ok(command) } else { Err(ParseError::Syntax("command takes no arguments")) }
         };
-        if is(Verb::Ehlo) || is(Verb::Helo) {
-            let domain = text.ok_or(ParseError::Syntax("EHLO/HELO needs a domain"))?;
-            if domain.bytes().fold(false, |bad, b| bad | (b <= b' ' || b == 0x7f)) {
-                return Err(ParseError::Syntax("bad EHLO/HELO domain"));
-            }
-            Ok(if is(Verb::Ehlo) { Self::Ehlo(domain) } else { Self::Helo(domain) })
-        } else if is(Verb::Mail) {
-            let rest = strip_prefix_ci(args.unwrap_or(""), "FROM:").ok_or(ParseError::Syntax("expected FROM:"))?;
-            let (from, params) = parse_path_and_params(rest, true, false)?;
-            Ok(Self::Mail { from, params })
-        } else if is(Verb::Rcpt) {
-            let rest = strip_prefix_ci(args.unwrap_or(""), "TO:").ok_or(ParseError::Syntax("expected TO:"))?;
-            let (to, params) = parse_path_and_params(rest, false, true)?;
-            Ok(Self::Rcpt { to, params })
-        } else if is(Verb::Data) {
-            no_args(Self::Data)
-        } else if is(Verb::Bdat) {
-            let mut words = text.unwrap_or("").split(' ').filter(|w| !w.is_empty());
-            let size = words.next().ok_or(ParseError::Syntax("BDAT needs a size"))?;
-            if size.len() > 20 || !size.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(ParseError::Syntax("bad BDAT size"));
-            }
-            let size = size.parse().map_err(|_| ParseError::Syntax("bad BDAT size"))?;
-            let last = match words.next() {
-                None => false,
-                Some(word) if word.eq_ignore_ascii_case("LAST") => true,
-                Some(_) => return Err(ParseError::Syntax("expected LAST")),
-            };
-            if words.next().is_some() {
-                return Err(ParseError::Syntax("too many BDAT arguments"));
-            }
-            Ok(Self::Bdat { size, last })
-        } else if is(Verb::Rset) {
-            no_args(Self::Rset)
-        } else if is(Verb::Noop) {
-            Ok(Self::Noop(text))
-        } else if is(Verb::Quit) {
-            no_args(Self::Quit)
-        } else if is(Verb::Vrfy) {
-            Ok(Self::Vrfy(text.ok_or(ParseError::Syntax("VRFY needs an argument"))?))
-        } else if is(Verb::Expn) {
-            Ok(Self::Expn(text.ok_or(ParseError::Syntax("EXPN needs an argument"))?))
-        } else if is(Verb::Help) {
-            Ok(Self::Help(text))
-        } else if is(Verb::StartTls) {
-            no_args(Self::StartTls)
-        } else if is(Verb::Auth) {
-            let mut words = text.unwrap_or("").split(' ').filter(|w| !w.is_empty());
-            let mechanism = words.next().ok_or(ParseError::Syntax("AUTH needs a mechanism"))?;
-            if !mechanism.bytes().all(|b| in_class(MECHANISM, b)) {
-                return Err(ParseError::Syntax("bad mechanism name"));
-            }
-            let initial = words.next();
-            if let Some(initial) = initial {
-                if initial != "=" && !initial.bytes().all(|b| in_class(BASE64, b)) {
-                    return Err(ParseError::Syntax("initial response is not base64"));
+        match verb {
+            Verb::Ehlo | Verb::Helo => {
+                let domain = text.ok_or(ParseError::Syntax("EHLO/HELO needs a domain"))?;
+                if domain.bytes().fold(false, |bad, b| bad | (b <= b' ' || b == 0x7f)) {
+                    return Err(ParseError::Syntax("bad EHLO/HELO domain"));
                 }
+                Ok(if is(Verb::Ehlo) { Self::Ehlo(domain) } else { Self::Helo(domain) })
             }
-            if words.next().is_some() {
-                return Err(ParseError::Syntax("too many AUTH arguments"));
+            Verb::Mail => {
+                let rest = strip_prefix_ci(args.unwrap_or(""), "FROM:").ok_or(ParseError::Syntax("expected FROM:"))?;
+                let (from, params) = parse_path_and_params(rest, true, false)?;
+                Ok(Self::Mail { from, params })
             }
-            Ok(Self::Auth { mechanism, initial })
-        } else {
-            Err(ParseError::Unrecognized)
+            Verb::Rcpt => {
+                let rest = strip_prefix_ci(args.unwrap_or(""), "TO:").ok_or(ParseError::Syntax("expected TO:"))?;
+                let (to, params) = parse_path_and_params(rest, false, true)?;
+                Ok(Self::Rcpt { to, params })
+            }
+            Verb::Data => no_args(Self::Data),
+            Verb::Bdat => {
+                let mut words = words(text.unwrap_or(""));
+                let size = words.next().ok_or(ParseError::Syntax("BDAT needs a size"))?;
+                if size.len() > 20 || !size.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(ParseError::Syntax("bad BDAT size"));
+                }
+                let size = size.parse().map_err(|_| ParseError::Syntax("bad BDAT size"))?;
+                let last = match words.next() {
+                    None => false,
+                    Some(word) if word.eq_ignore_ascii_case("LAST") => true,
+                    Some(_) => return Err(ParseError::Syntax("expected LAST")),
+                };
+                if words.next().is_some() {
+                    return Err(ParseError::Syntax("too many BDAT arguments"));
+                }
+                Ok(Self::Bdat { size, last })
+            }
+            Verb::Rset => no_args(Self::Rset),
+            Verb::Noop => Ok(Self::Noop(text)),
+            Verb::Quit => no_args(Self::Quit),
+            Verb::Vrfy => Ok(Self::Vrfy(text.ok_or(ParseError::Syntax("VRFY needs an argument"))?)),
+            Verb::Expn => Ok(Self::Expn(text.ok_or(ParseError::Syntax("EXPN needs an argument"))?)),
+            Verb::Help => Ok(Self::Help(text)),
+            Verb::StartTls => no_args(Self::StartTls),
+            Verb::Auth => {
+                let mut words = words(text.unwrap_or(""));
+                let mechanism = words.next().ok_or(ParseError::Syntax("AUTH needs a mechanism"))?;
+                if !mechanism.bytes().all(|b| in_class(MECHANISM, b)) {
+                    return Err(ParseError::Syntax("bad mechanism name"));
+                }
+                let initial = words.next();
+                if let Some(initial) = initial {
+                    if initial != "=" && !initial.bytes().all(|b| in_class(BASE64, b)) {
+                        return Err(ParseError::Syntax("initial response is not base64"));
+                    }
+                }
+                if words.next().is_some() {
+                    return Err(ParseError::Syntax("too many AUTH arguments"));
+                }
+                Ok(Self::Auth { mechanism, initial })
+            }
+            _ => Err(ParseError::Unrecognized),
         }
     }
 
@@ -763,6 +760,23 @@ impl Verb {
 }
 
 /// `text` without leading and trailing spaces.
+/// The space-separated words of `text`, empty ones skipped. Byte-based: `str::split(' ')`
+/// goes through a char searcher and memchr, slow on words this short.
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    core::iter::from_fn(move || {
+        while bytes.get(at) == Some(&b' ') {
+            at += 1;
+        }
+        let start = at;
+        while bytes.get(at).is_some_and(|&b| b != b' ') {
+            at += 1;
+        }
+        if start == at { None } else { text.get(start..at) }
+    })
+}
+
 fn trim_spaces(text: &str) -> &str {
     let bytes = text.as_bytes();
     let start = bytes.iter().position(|&b| b != b' ').unwrap_or(bytes.len());

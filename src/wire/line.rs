@@ -119,6 +119,7 @@ impl LineReader {
     }
 
     /// Whether any byte has been received but not yet returned as a line.
+    #[inline]
     pub fn has_pending(&self) -> bool {
         self.start < self.buf.len() || self.skipping.is_some()
     }
@@ -157,6 +158,7 @@ pub struct Lines<'r, 'a> {
 impl Lines<'_, '_> {
     /// The next complete line, without its terminator, or `None` once the input is used up
     /// (its incomplete last line is then buffered in the reader).
+    #[inline]
     pub fn next_line(&mut self) -> Option<Result<&[u8], LineError>> {
         if self.reader.has_pending() {
             return self.next_buffered();
