@@ -488,12 +488,12 @@ impl<'a> Command<'a> {
                 Ok(if is(Verb::Ehlo) { Self::Ehlo(domain) } else { Self::Helo(domain) })
             }
             Verb::Mail => {
-                let rest = strip_prefix_ci(args.unwrap_or(""), "FROM:").ok_or(ParseError::Syntax("expected FROM:"))?;
+                let rest = strip_from(args.unwrap_or("")).ok_or(ParseError::Syntax("expected FROM:"))?;
                 let (from, params) = parse_path_and_params(rest, true, false)?;
                 Ok(Self::Mail { from, params })
             }
             Verb::Rcpt => {
-                let rest = strip_prefix_ci(args.unwrap_or(""), "TO:").ok_or(ParseError::Syntax("expected TO:"))?;
+                let rest = strip_to(args.unwrap_or("")).ok_or(ParseError::Syntax("expected TO:"))?;
                 let (to, params) = parse_path_and_params(rest, false, true)?;
                 Ok(Self::Rcpt { to, params })
             }
@@ -641,9 +641,20 @@ fn write_path_and_params(out: &mut Vec<u8>, path: &Path<'_>, params: &Parameters
     }
 }
 
-fn strip_prefix_ci<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = text.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| text.get(prefix.len()..)).flatten()
+/// `FROM:` (any case) at the start of `text`, by masking one word (see [`Verb::word`]).
+fn strip_from(text: &str) -> Option<&str> {
+    match *text.as_bytes() {
+        [a, b, c, d, b':', ..] if Verb::word([a, b, c, d]) == Verb::word(*b"FROM") => text.get(5..),
+        _ => None,
+    }
+}
+
+/// `TO:` (any case) at the start of `text`.
+fn strip_to(text: &str) -> Option<&str> {
+    match *text.as_bytes() {
+        [a, b, b':', ..] if Verb::word([a, b, b'@', b'@']) == Verb::word(*b"TO@@") => text.get(3..),
+        _ => None,
+    }
 }
 
 /// Parses `<path>` and what follows it. A space after the colon is tolerated (many clients
