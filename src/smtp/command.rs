@@ -664,7 +664,8 @@ fn parse_path_and_params(
     allow_null: bool,
     allow_postmaster: bool,
 ) -> Result<(Path<'_>, Parameters<'_>), ParseError> {
-    let text = text.trim_start_matches(' ');
+    let spaces = text.bytes().take_while(|&b| b == b' ').count();
+    let text = text.get(spaces..).unwrap_or_default();
     let inner = text.strip_prefix('<').ok_or(ParseError::Syntax("path must start with <"))?;
     let bytes = inner.as_bytes();
     let mut route = None;
@@ -747,24 +748,42 @@ impl Verb {
     }
 
     fn of(verb: &[u8]) -> Self {
+        const EHLO: u32 = Verb::word(*b"EHLO");
+        const HELO: u32 = Verb::word(*b"HELO");
+        const MAIL: u32 = Verb::word(*b"MAIL");
+        const RCPT: u32 = Verb::word(*b"RCPT");
+        const DATA: u32 = Verb::word(*b"DATA");
+        const BDAT: u32 = Verb::word(*b"BDAT");
+        const RSET: u32 = Verb::word(*b"RSET");
+        const NOOP: u32 = Verb::word(*b"NOOP");
+        const QUIT: u32 = Verb::word(*b"QUIT");
+        const VRFY: u32 = Verb::word(*b"VRFY");
+        const EXPN: u32 = Verb::word(*b"EXPN");
+        const HELP: u32 = Verb::word(*b"HELP");
+        const AUTH: u32 = Verb::word(*b"AUTH");
         match *verb {
             [a, b, c, d] => match Self::word([a, b, c, d]) {
-                w if w == Self::word(*b"EHLO") => Self::Ehlo,
-                w if w == Self::word(*b"HELO") => Self::Helo,
-                w if w == Self::word(*b"MAIL") => Self::Mail,
-                w if w == Self::word(*b"RCPT") => Self::Rcpt,
-                w if w == Self::word(*b"DATA") => Self::Data,
-                w if w == Self::word(*b"BDAT") => Self::Bdat,
-                w if w == Self::word(*b"RSET") => Self::Rset,
-                w if w == Self::word(*b"NOOP") => Self::Noop,
-                w if w == Self::word(*b"QUIT") => Self::Quit,
-                w if w == Self::word(*b"VRFY") => Self::Vrfy,
-                w if w == Self::word(*b"EXPN") => Self::Expn,
-                w if w == Self::word(*b"HELP") => Self::Help,
-                w if w == Self::word(*b"AUTH") => Self::Auth,
+                EHLO => Self::Ehlo,
+                HELO => Self::Helo,
+                MAIL => Self::Mail,
+                RCPT => Self::Rcpt,
+                DATA => Self::Data,
+                BDAT => Self::Bdat,
+                RSET => Self::Rset,
+                NOOP => Self::Noop,
+                QUIT => Self::Quit,
+                VRFY => Self::Vrfy,
+                EXPN => Self::Expn,
+                HELP => Self::Help,
+                AUTH => Self::Auth,
                 _ => Self::Unknown,
             },
-            _ if verb.eq_ignore_ascii_case(b"STARTTLS") => Self::StartTls,
+            [a, b, c, d, e, f, g, h]
+                if u64::from_le_bytes([a, b, c, d, e, f, g, h]) & 0xDFDF_DFDF_DFDF_DFDF
+                    == u64::from_le_bytes(*b"STARTTLS") =>
+            {
+                Self::StartTls
+            }
             _ => Self::Unknown,
         }
     }
