@@ -455,6 +455,19 @@ impl<'a> Command<'a> {
     /// prefixes are case-insensitive; nothing but parameters may follow a path.
     pub fn parse(line: &'a [u8]) -> Result<Self, ParseError> {
         let line = line.strip_suffix(b"\r\n").unwrap_or(line);
+        // A bare verb (a third of a pipelined session's lines) is letters only: nothing to
+        // scan or validate.
+        if matches!(line.len(), 4 | 8) {
+            match Verb::of(line) {
+                Verb::Data => return Ok(Self::Data),
+                Verb::Quit => return Ok(Self::Quit),
+                Verb::Rset => return Ok(Self::Rset),
+                Verb::StartTls => return Ok(Self::StartTls),
+                Verb::Noop => return Ok(Self::Noop(None)),
+                Verb::Help => return Ok(Self::Help(None)),
+                _ => {}
+            }
+        }
         // Short lines are scanned in place; memchr pays off on longer ones.
         let forbidden = |b: &u8| matches!(*b, 0 | b'\r' | b'\n');
         let bad = if line.len() <= 32 {
@@ -938,6 +951,23 @@ mod tests {
 
     fn parse(line: &str) -> Result<Command<'_>, ParseError> {
         Command::parse(line.as_bytes())
+    }
+
+    #[test]
+    fn bare_verbs_any_case() {
+        for (line, expected) in [
+            (&b"data"[..], Command::Data),
+            (b"QuIt\r\n", Command::Quit),
+            (b"RSET", Command::Rset),
+            (b"StartTLS", Command::StartTls),
+            (b"noop", Command::Noop(None)),
+            (b"HELP\r\n", Command::Help(None)),
+        ] {
+            assert_eq!(Command::parse(line), Ok(expected), "{line:?}");
+        }
+        assert_eq!(Command::parse(b"EHLO"), Err(ParseError::Syntax("EHLO/HELO needs a domain")));
+        assert_eq!(Command::parse(b"DAT\0"), Err(ParseError::Syntax("CR, LF or NUL in a command line")));
+        assert_eq!(Command::parse(b"DATA\x01"), Err(ParseError::Unrecognized));
     }
 
     #[test]
