@@ -164,7 +164,7 @@ impl Lines<'_, '_> {
             return self.next_buffered();
         }
         // Nothing buffered: cut the line straight from the input.
-        let Some(i) = memchr::memchr(b'\n', self.input) else {
+        let Some(i) = find_lf(self.input) else {
             return self.next_buffered();
         };
         let (line, rest) = self.input.split_at(i + 1);
@@ -196,6 +196,28 @@ impl Lines<'_, '_> {
             }
         }
     }
+}
+
+/// The first LF in `input`. Command lines are short, so the first 64 octets are searched
+/// eight at a time in a word (a zero byte of `word ^ 0x0a0a..` is an LF), before memchr,
+/// whose setup costs more than such a line.
+#[inline]
+fn find_lf(input: &[u8]) -> Option<usize> {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut at = 0;
+    for chunk in input.chunks_exact(8).take(8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ (LOW * u64::from(b'\n'));
+        let found = x.wrapping_sub(LOW) & !x & HIGH;
+        if found != 0 {
+            // The lowest flagged byte is the first LF (borrows only run upwards).
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    memchr::memchr(b'\n', input.get(at..).unwrap_or_default()).map(|i| i + at)
 }
 
 impl Drop for Lines<'_, '_> {
@@ -293,6 +315,25 @@ mod tests {
         }
         chunks.push(&input[last..]);
         chunks
+    }
+
+    #[test]
+    fn find_lf_same_as_position() {
+        for len in 0..140 {
+            for lf in 0..=len {
+                let mut input = vec![b'a'; len];
+                if lf < len {
+                    input[lf] = b'\n';
+                }
+                // Bytes next to LF in value must not be taken for it.
+                if lf + 1 < len {
+                    input[lf + 1] = 0x0b;
+                }
+                let expected = input.iter().position(|&b| b == b'\n');
+                assert_eq!(find_lf(&input), expected, "{len} {lf}");
+            }
+        }
+        assert_eq!(find_lf(b"\x0b\x09\x8a\x0a"), Some(3));
     }
 
     #[test]
