@@ -469,12 +469,7 @@ impl<'a> Command<'a> {
             }
         }
         // Short lines are scanned in place; memchr pays off on longer ones.
-        let forbidden = |b: &u8| matches!(*b, 0 | b'\r' | b'\n');
-        let bad = if line.len() <= 32 {
-            line.iter().any(forbidden)
-        } else {
-            memchr::memchr3(0, b'\r', b'\n', line).is_some()
-        };
+        let bad = if line.len() <= 64 { has_cr_lf_nul(line) } else { memchr::memchr3(0, b'\r', b'\n', line).is_some() };
         if bad {
             return Err(ParseError::Syntax("CR, LF or NUL in a command line"));
         }
@@ -803,6 +798,24 @@ impl Verb {
 }
 
 /// `text` without leading and trailing spaces.
+/// Whether a short line holds CR, LF or NUL, eight octets at a time in a word (a zero byte
+/// of `word`, `word ^ CR..` or `word ^ LF..` is one of them); memchr3's setup costs more.
+fn has_cr_lf_nul(line: &[u8]) -> bool {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |x: u64| x.wrapping_sub(LOW) & !x & HIGH;
+    let chunks = line.chunks_exact(8);
+    let tail = chunks.remainder();
+    let mut found = 0;
+    for chunk in chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        found |= zero(x) | zero(x ^ (LOW * u64::from(b'\r'))) | zero(x ^ (LOW * u64::from(b'\n')));
+    }
+    found != 0 || tail.iter().any(|&b| matches!(b, 0 | b'\r' | b'\n'))
+}
+
 /// The space-separated words of `text`, empty ones skipped. Byte-based: `str::split(' ')`
 /// goes through a char searcher and memchr, slow on words this short.
 fn words(text: &str) -> impl Iterator<Item = &str> {
@@ -951,6 +964,23 @@ mod tests {
 
     fn parse(line: &str) -> Result<Command<'_>, ParseError> {
         Command::parse(line.as_bytes())
+    }
+
+    #[test]
+    fn cr_lf_nul_found_anywhere() {
+        for len in 0..70 {
+            for at in 0..len {
+                for bad in [0u8, b'\r', b'\n'] {
+                    let mut line = vec![b'a'; len];
+                    line[at] = bad;
+                    assert!(has_cr_lf_nul(&line), "{len} {at} {bad}");
+                }
+                let mut line = vec![b'a'; len];
+                line[at] = 0x0b;
+                assert!(!has_cr_lf_nul(&line), "{len} {at}");
+            }
+        }
+        assert!(!has_cr_lf_nul(b"\x01\x0c\x0e\x8d\x8a\x80\xff\x09 MAIL FROM:<a@b>"));
     }
 
     #[test]
