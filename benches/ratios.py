@@ -50,7 +50,7 @@ table("SMTP commands (vs smtp-proto 0.2.5)", "smtp-proto",
        ("1,000 pipelined (line reader, copied: feed + next_line + parse)", "smtp_commands/pipelined_1000/mailwire_copied",
         "smtp_commands/pipelined_1000/smtp-proto"),
        ("1,000 pipelined (lines split from the buffer + parse)", "smtp_commands/pipelined_1000/mailwire_slices",
-        "smtp_commands/pipelined_1000/smtp-proto", "<= 0.8")] +
+        "smtp_commands/pipelined_1000/smtp-proto")] +
       [(c, f"smtp_commands/mailwire/{c}", f"smtp_commands/smtp-proto/{c}") for c in COMMANDS])
 for other in ("smtp-proto", "lettre"):
     table(f"SMTP replies (vs {other})", other, [
