@@ -2,7 +2,7 @@
 //! parser) on the same inputs in the same run. Ratios are in BENCHMARKS.md.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use mailwire::smtp::{Capabilities, Command, ParsedLine, Reply, ReplyParser};
+use mailwire::smtp::{Capabilities, CapabilitiesRef, Command, ParsedLine, Reply, ReplyParser};
 use mailwire::wire::{LineReader, SMTP_COMMAND_LIMIT, SMTP_REPLY_LIMIT};
 use std::hint::black_box;
 use std::time::Duration;
@@ -49,8 +49,24 @@ fn config<'a>(c: &'a mut Criterion, name: &str) -> criterion::BenchmarkGroup<'a,
 
 // --- mailwire ---------------------------------------------------------------------------------
 
-/// Commands as a server reads them: through the bounded line reader, each line parsed.
+/// Commands as a server reads them: through the bounded line reader (complete lines borrowed
+/// from the input, only a partial tail buffered, every line checked against the limit), each
+/// line parsed.
 fn mailwire_commands(reader: &mut LineReader, input: &[u8]) -> usize {
+    let mut n = 0;
+    let mut lines = reader.lines(input);
+    while let Some(line) = lines.next_line() {
+        if let Ok(line) = line {
+            if Command::parse(line).is_ok() {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// The same through `feed` and `next_line`: every byte copied into the reader's buffer.
+fn mailwire_commands_copied(reader: &mut LineReader, input: &[u8]) -> usize {
     reader.clear();
     reader.feed(input);
     let mut n = 0;
@@ -92,8 +108,14 @@ fn mailwire_ehlo(reader: &mut LineReader, input: &[u8]) -> Option<Capabilities> 
     Some(Capabilities::parse(reply.text_lines()))
 }
 
-/// An EHLO reply parsed borrowing from the input: line by line, no `Reply` built.
-fn mailwire_ehlo_borrowed(input: &[u8]) -> Capabilities {
+/// An EHLO reply read in place: flags, SIZE and the known mechanisms gathered without
+/// allocating (as smtp-proto's `EhloResponse` holds flags, SIZE and a mechanism bit set).
+fn mailwire_ehlo_borrowed(input: &[u8]) -> Option<CapabilitiesRef<'_>> {
+    Some(CapabilitiesRef::parse(input)?.ok()?.0)
+}
+
+/// An EHLO reply's lines cut borrowing from the input, gathered into the owned `Capabilities`.
+fn mailwire_ehlo_lines_owned(input: &[u8]) -> Capabilities {
     let mut start = 0;
     let lines = memchr::memchr_iter(b'\n', input).map(|end| {
         let line = input.get(start..end).unwrap_or_default();
@@ -139,12 +161,17 @@ fn sanity() {
     let input = pipelined();
     let mut reader = LineReader::new(SMTP_COMMAND_LIMIT);
     assert_eq!(mailwire_commands(&mut reader, &input), 1000);
+    assert!(!reader.has_pending());
+    assert_eq!(mailwire_commands_copied(&mut reader, &input), 1000);
     assert_eq!(smtp_proto_commands(&input), 1000);
     assert_eq!(mailwire_commands_slices(&input), 1000);
     let mut reader = LineReader::new(SMTP_REPLY_LIMIT);
     let caps = mailwire_ehlo(&mut reader, EHLO).expect("mailwire EHLO");
     assert!(caps.starttls && caps.pipelining && caps.auth.len() == 4 && caps.size == Some(52_428_800));
-    assert_eq!(mailwire_ehlo_borrowed(EHLO), caps);
+    assert_eq!(mailwire_ehlo_lines_owned(EHLO), caps);
+    let view = mailwire_ehlo_borrowed(EHLO).expect("mailwire EHLO view");
+    assert!(view.starttls() && view.pipelining() && view.size() == Some(52_428_800));
+    assert_eq!(view.to_capabilities(), caps);
     assert!(smtp_proto_ehlo(EHLO).is_some());
     assert!(lettre_ehlo(std::str::from_utf8(EHLO).unwrap()).is_some());
     for reply in [REPLY_235, REPLY_334] {
@@ -162,6 +189,9 @@ fn commands(c: &mut Criterion) {
     let mut reader = LineReader::new(SMTP_COMMAND_LIMIT);
     group.bench_function("pipelined_1000/mailwire", |b| {
         b.iter(|| black_box(mailwire_commands(&mut reader, black_box(&input))))
+    });
+    group.bench_function("pipelined_1000/mailwire_copied", |b| {
+        b.iter(|| black_box(mailwire_commands_copied(&mut reader, black_box(&input))))
     });
     group.bench_function("pipelined_1000/mailwire_slices", |b| {
         b.iter(|| black_box(mailwire_commands_slices(black_box(&input))))
@@ -189,6 +219,9 @@ fn replies(c: &mut Criterion) {
     });
     group.bench_function("ehlo_12_lines/mailwire_borrowed", |b| {
         b.iter(|| black_box(mailwire_ehlo_borrowed(black_box(EHLO))))
+    });
+    group.bench_function("ehlo_12_lines/mailwire_lines_owned", |b| {
+        b.iter(|| black_box(mailwire_ehlo_lines_owned(black_box(EHLO))))
     });
     group.bench_function("ehlo_12_lines/smtp-proto", |b| b.iter(|| black_box(smtp_proto_ehlo(black_box(EHLO)))));
     group.bench_function("ehlo_12_lines/lettre", |b| b.iter(|| black_box(lettre_ehlo(black_box(ehlo_str)))));

@@ -149,6 +149,42 @@ fn line_reader_hands_out_lines_without_allocating() {
     assert_eq!((count, n), (4, 0));
 }
 
+#[test]
+fn line_reader_borrowed_lines_do_not_allocate_or_buffer() {
+    use mailwire::wire::{LineReader, SMTP_COMMAND_LIMIT};
+    let mut reader = LineReader::new(SMTP_COMMAND_LIMIT);
+    let input = b"EHLO a.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\n";
+    // The reader's buffer was never used: complete lines come straight from the input.
+    let (count, n) = allocations(|| {
+        let mut count = 0;
+        let mut lines = reader.lines(input);
+        while let Some(Ok(_)) = lines.next_line() {
+            count += 1;
+        }
+        count
+    });
+    assert_eq!((count, n), (4, 0));
+    assert_eq!(reader.pending_len(), 0);
+}
+
+#[test]
+fn ehlo_reply_read_in_place_without_allocating() {
+    use mailwire::sasl::Mechanism;
+    use mailwire::smtp::CapabilitiesRef;
+    let reply: &[u8] = b"250-mx.example.com Hello client.example.com [192.0.2.1]\r\n250-SIZE 52428800\r\n\
+250-8BITMIME\r\n250-PIPELINING\r\n250-AUTH PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256 X-CUSTOM\r\n250-AUTH=PLAIN LOGIN\r\n\
+250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n250-CHUNKING\r\n250-SMTPUTF8\r\n250-X-FOO bar\r\n250-STARTTLS\r\n250 HELP\r\n";
+    let (summary, n) = allocations(|| {
+        let (caps, used) = CapabilitiesRef::parse(reply)?.ok()?;
+        let mechanisms = caps.mechanism_names().count();
+        let others = caps.others().count();
+        let offers = caps.offers(&Mechanism::ScramSha256) && !caps.offers(&Mechanism::XOAuth2);
+        Some((used, caps.starttls() && caps.dsn(), caps.size(), mechanisms, others, offers, caps.other("x-foo")))
+    });
+    assert_eq!(summary, Some((reply.len(), true, Some(52_428_800), 7, 2, true, Some("bar"))));
+    assert_eq!(n, 0);
+}
+
 /// Heap bytes that `make` leaves allocated on this thread, with the value it made.
 fn retained<R>(make: impl FnOnce() -> R) -> (R, isize) {
     let before = LIVE.with(Cell::get);

@@ -25,9 +25,11 @@ fn value_sizes() {
     report("smtp::Reply", size_of::<mailwire::smtp::Reply>(), 64);
     report("smtp::ParsedLine", size_of::<mailwire::smtp::ParsedLine<'_>>(), 64);
     report("smtp::Capabilities", size_of::<mailwire::smtp::Capabilities>(), 256);
+    report("smtp::CapabilitiesRef", size_of::<mailwire::smtp::CapabilitiesRef<'_>>(), 64);
     report("smtp::client::Event", size_of::<mailwire::smtp::client::Event>(), 256);
     report("pop3::Command", size_of::<mailwire::pop3::Command<'_>>(), 128);
     report("pop3::client::Event", size_of::<mailwire::pop3::client::Event>(), 256);
     report("wire::LineReader", size_of::<mailwire::wire::LineReader>(), 128);
+    report("wire::Lines", size_of::<mailwire::wire::Lines<'_, '_>>(), 32);
     report("sasl::Mechanism", size_of::<mailwire::sasl::Mechanism>(), 32);
 }

@@ -92,9 +92,15 @@ impl Mechanism {
 
     /// Parses a name from wire bytes case-insensitively; non-UTF-8 bytes are replaced.
     pub fn from_bytes(name: &[u8]) -> Self {
+        Self::known(name).unwrap_or_else(|| Mechanism::Other(String::from_utf8_lossy(name).to_ascii_uppercase()))
+    }
+
+    /// One of the [`KNOWN`](Self::KNOWN) mechanisms, named case-insensitively, without
+    /// allocating; `None` for any other name.
+    pub fn known(name: &[u8]) -> Option<Self> {
         // The length picks the candidates, so most names are compared once.
         let is = |known: &str| name.eq_ignore_ascii_case(known.as_bytes());
-        match name.len() {
+        Some(match name.len() {
             5 if is("PLAIN") => Self::Plain,
             5 if is("LOGIN") => Self::Login,
             7 if is("XOAUTH2") => Self::XOAuth2,
@@ -107,8 +113,8 @@ impl Mechanism {
             13 if is("SCRAM-SHA-256") => Self::ScramSha256,
             16 if is("SCRAM-SHA-1-PLUS") => Self::ScramSha1Plus,
             18 if is("SCRAM-SHA-256-PLUS") => Self::ScramSha256Plus,
-            _ => Mechanism::Other(String::from_utf8_lossy(name).to_ascii_uppercase()),
-        }
+            _ => return None,
+        })
     }
 
     /// The registered name.

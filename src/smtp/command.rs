@@ -155,8 +155,8 @@ impl<'a> Parameter<'a> {
     /// Parses one `keyword[=value]` (RFC 5321 §4.1.2); keywords and enumerated values are
     /// case-insensitive.
     pub fn parse(text: &'a str) -> Result<Self, ParseError> {
-        let (keyword, value) = match text.split_once('=') {
-            Some((keyword, value)) => (keyword, Some(value)),
+        let (keyword, value) = match text.as_bytes().iter().position(|&b| b == b'=') {
+            Some(at) => (text.get(..at).unwrap_or_default(), text.get(at + 1..)),
             None => (text, None),
         };
         let mut chars = keyword.bytes();
@@ -332,7 +332,7 @@ impl<'a> Parameters<'a> {
 
     /// Validates the space-separated parameters of a command line.
     fn parse(text: &'a str) -> Result<Self, ParseError> {
-        for item in text.split(' ').filter(|item| !item.is_empty()) {
+        for item in words(text) {
             Parameter::parse(item)?;
         }
         Ok(Self(Repr::Wire(text)))
@@ -354,7 +354,7 @@ impl<'a> Parameters<'a> {
             Repr::List(list) => (None, list),
         };
         wire.into_iter()
-            .flat_map(|text| text.split(' ').filter(|item| !item.is_empty()).filter_map(|p| Parameter::parse(p).ok()))
+            .flat_map(|text| words(text).filter_map(|p| Parameter::parse(p).ok()))
             .chain(list.iter().copied())
     }
 
@@ -455,13 +455,21 @@ impl<'a> Command<'a> {
     /// prefixes are case-insensitive; nothing but parameters may follow a path.
     pub fn parse(line: &'a [u8]) -> Result<Self, ParseError> {
         let line = line.strip_suffix(b"\r\n").unwrap_or(line);
+        // A bare verb (a third of a pipelined session's lines) is letters only: nothing to
+        // scan or validate.
+        if matches!(line.len(), 4 | 8) {
+            match Verb::of(line) {
+                Verb::Data => return Ok(Self::Data),
+                Verb::Quit => return Ok(Self::Quit),
+                Verb::Rset => return Ok(Self::Rset),
+                Verb::StartTls => return Ok(Self::StartTls),
+                Verb::Noop => return Ok(Self::Noop(None)),
+                Verb::Help => return Ok(Self::Help(None)),
+                _ => {}
+            }
+        }
         // Short lines are scanned in place; memchr pays off on longer ones.
-        let forbidden = |b: &u8| matches!(*b, 0 | b'\r' | b'\n');
-        let bad = if line.len() <= 32 {
-            line.iter().any(forbidden)
-        } else {
-            memchr::memchr3(0, b'\r', b'\n', line).is_some()
-        };
+        let bad = if line.len() <= 64 { has_cr_lf_nul(line) } else { memchr::memchr3(0, b'\r', b'\n', line).is_some() };
         if bad {
             return Err(ParseError::Syntax("CR, LF or NUL in a command line"));
         }
@@ -479,70 +487,67 @@ impl<'a> Command<'a> {
         let no_args = |command: Command<'a>| {
             if blank { Ok(command) } else { Err(ParseError::Syntax("command takes no arguments")) }
         };
-        if is(Verb::Ehlo) || is(Verb::Helo) {
-            let domain = text.ok_or(ParseError::Syntax("EHLO/HELO needs a domain"))?;
-            if domain.bytes().fold(false, |bad, b| bad | (b <= b' ' || b == 0x7f)) {
-                return Err(ParseError::Syntax("bad EHLO/HELO domain"));
-            }
-            Ok(if is(Verb::Ehlo) { Self::Ehlo(domain) } else { Self::Helo(domain) })
-        } else if is(Verb::Mail) {
-            let rest = strip_prefix_ci(args.unwrap_or(""), "FROM:").ok_or(ParseError::Syntax("expected FROM:"))?;
-            let (from, params) = parse_path_and_params(rest, true, false)?;
-            Ok(Self::Mail { from, params })
-        } else if is(Verb::Rcpt) {
-            let rest = strip_prefix_ci(args.unwrap_or(""), "TO:").ok_or(ParseError::Syntax("expected TO:"))?;
-            let (to, params) = parse_path_and_params(rest, false, true)?;
-            Ok(Self::Rcpt { to, params })
-        } else if is(Verb::Data) {
-            no_args(Self::Data)
-        } else if is(Verb::Bdat) {
-            let mut words = text.unwrap_or("").split(' ').filter(|w| !w.is_empty());
-            let size = words.next().ok_or(ParseError::Syntax("BDAT needs a size"))?;
-            if size.len() > 20 || !size.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(ParseError::Syntax("bad BDAT size"));
-            }
-            let size = size.parse().map_err(|_| ParseError::Syntax("bad BDAT size"))?;
-            let last = match words.next() {
-                None => false,
-                Some(word) if word.eq_ignore_ascii_case("LAST") => true,
-                Some(_) => return Err(ParseError::Syntax("expected LAST")),
-            };
-            if words.next().is_some() {
-                return Err(ParseError::Syntax("too many BDAT arguments"));
-            }
-            Ok(Self::Bdat { size, last })
-        } else if is(Verb::Rset) {
-            no_args(Self::Rset)
-        } else if is(Verb::Noop) {
-            Ok(Self::Noop(text))
-        } else if is(Verb::Quit) {
-            no_args(Self::Quit)
-        } else if is(Verb::Vrfy) {
-            Ok(Self::Vrfy(text.ok_or(ParseError::Syntax("VRFY needs an argument"))?))
-        } else if is(Verb::Expn) {
-            Ok(Self::Expn(text.ok_or(ParseError::Syntax("EXPN needs an argument"))?))
-        } else if is(Verb::Help) {
-            Ok(Self::Help(text))
-        } else if is(Verb::StartTls) {
-            no_args(Self::StartTls)
-        } else if is(Verb::Auth) {
-            let mut words = text.unwrap_or("").split(' ').filter(|w| !w.is_empty());
-            let mechanism = words.next().ok_or(ParseError::Syntax("AUTH needs a mechanism"))?;
-            if !mechanism.bytes().all(|b| in_class(MECHANISM, b)) {
-                return Err(ParseError::Syntax("bad mechanism name"));
-            }
-            let initial = words.next();
-            if let Some(initial) = initial {
-                if initial != "=" && !initial.bytes().all(|b| in_class(BASE64, b)) {
-                    return Err(ParseError::Syntax("initial response is not base64"));
+        match verb {
+            Verb::Ehlo | Verb::Helo => {
+                let domain = text.ok_or(ParseError::Syntax("EHLO/HELO needs a domain"))?;
+                if domain.bytes().fold(false, |bad, b| bad | (b <= b' ' || b == 0x7f)) {
+                    return Err(ParseError::Syntax("bad EHLO/HELO domain"));
                 }
+                Ok(if is(Verb::Ehlo) { Self::Ehlo(domain) } else { Self::Helo(domain) })
             }
-            if words.next().is_some() {
-                return Err(ParseError::Syntax("too many AUTH arguments"));
+            Verb::Mail => {
+                let rest = strip_from(args.unwrap_or("")).ok_or(ParseError::Syntax("expected FROM:"))?;
+                let (from, params) = parse_path_and_params(rest, true, false)?;
+                Ok(Self::Mail { from, params })
             }
-            Ok(Self::Auth { mechanism, initial })
-        } else {
-            Err(ParseError::Unrecognized)
+            Verb::Rcpt => {
+                let rest = strip_to(args.unwrap_or("")).ok_or(ParseError::Syntax("expected TO:"))?;
+                let (to, params) = parse_path_and_params(rest, false, true)?;
+                Ok(Self::Rcpt { to, params })
+            }
+            Verb::Data => no_args(Self::Data),
+            Verb::Bdat => {
+                let mut words = words(text.unwrap_or(""));
+                let size = words.next().ok_or(ParseError::Syntax("BDAT needs a size"))?;
+                if size.len() > 20 || !size.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(ParseError::Syntax("bad BDAT size"));
+                }
+                let size = size.parse().map_err(|_| ParseError::Syntax("bad BDAT size"))?;
+                let last = match words.next() {
+                    None => false,
+                    Some(word) if word.eq_ignore_ascii_case("LAST") => true,
+                    Some(_) => return Err(ParseError::Syntax("expected LAST")),
+                };
+                if words.next().is_some() {
+                    return Err(ParseError::Syntax("too many BDAT arguments"));
+                }
+                Ok(Self::Bdat { size, last })
+            }
+            Verb::Rset => no_args(Self::Rset),
+            Verb::Noop => Ok(Self::Noop(text)),
+            Verb::Quit => no_args(Self::Quit),
+            Verb::Vrfy => Ok(Self::Vrfy(text.ok_or(ParseError::Syntax("VRFY needs an argument"))?)),
+            Verb::Expn => Ok(Self::Expn(text.ok_or(ParseError::Syntax("EXPN needs an argument"))?)),
+            Verb::Help => Ok(Self::Help(text)),
+            Verb::StartTls => no_args(Self::StartTls),
+            Verb::Auth => {
+                let mut words = words(text.unwrap_or(""));
+                let mechanism = words.next().ok_or(ParseError::Syntax("AUTH needs a mechanism"))?;
+                if !mechanism.bytes().all(|b| in_class(MECHANISM, b)) {
+                    return Err(ParseError::Syntax("bad mechanism name"));
+                }
+                let initial = words.next();
+                if let Some(initial) = initial {
+                    if initial != "=" && !initial.bytes().all(|b| in_class(BASE64, b)) {
+                        return Err(ParseError::Syntax("initial response is not base64"));
+                    }
+                }
+                if words.next().is_some() {
+                    return Err(ParseError::Syntax("too many AUTH arguments"));
+                }
+                Ok(Self::Auth { mechanism, initial })
+            }
+            _ => Err(ParseError::Unrecognized),
         }
     }
 
@@ -644,9 +649,20 @@ fn write_path_and_params(out: &mut Vec<u8>, path: &Path<'_>, params: &Parameters
     }
 }
 
-fn strip_prefix_ci<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = text.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| text.get(prefix.len()..)).flatten()
+/// `FROM:` (any case) at the start of `text`, by masking one word (see [`Verb::word`]).
+fn strip_from(text: &str) -> Option<&str> {
+    match *text.as_bytes() {
+        [a, b, c, d, b':', ..] if Verb::word([a, b, c, d]) == Verb::word(*b"FROM") => text.get(5..),
+        _ => None,
+    }
+}
+
+/// `TO:` (any case) at the start of `text`.
+fn strip_to(text: &str) -> Option<&str> {
+    match *text.as_bytes() {
+        [a, b, b':', ..] if Verb::word([a, b, b'@', b'@']) == Verb::word(*b"TO@@") => text.get(3..),
+        _ => None,
+    }
 }
 
 /// Parses `<path>` and what follows it. A space after the colon is tolerated (many clients
@@ -656,7 +672,8 @@ fn parse_path_and_params(
     allow_null: bool,
     allow_postmaster: bool,
 ) -> Result<(Path<'_>, Parameters<'_>), ParseError> {
-    let text = text.trim_start_matches(' ');
+    let spaces = text.bytes().take_while(|&b| b == b' ').count();
+    let text = text.get(spaces..).unwrap_or_default();
     let inner = text.strip_prefix('<').ok_or(ParseError::Syntax("path must start with <"))?;
     let bytes = inner.as_bytes();
     let mut route = None;
@@ -739,30 +756,83 @@ impl Verb {
     }
 
     fn of(verb: &[u8]) -> Self {
+        const EHLO: u32 = Verb::word(*b"EHLO");
+        const HELO: u32 = Verb::word(*b"HELO");
+        const MAIL: u32 = Verb::word(*b"MAIL");
+        const RCPT: u32 = Verb::word(*b"RCPT");
+        const DATA: u32 = Verb::word(*b"DATA");
+        const BDAT: u32 = Verb::word(*b"BDAT");
+        const RSET: u32 = Verb::word(*b"RSET");
+        const NOOP: u32 = Verb::word(*b"NOOP");
+        const QUIT: u32 = Verb::word(*b"QUIT");
+        const VRFY: u32 = Verb::word(*b"VRFY");
+        const EXPN: u32 = Verb::word(*b"EXPN");
+        const HELP: u32 = Verb::word(*b"HELP");
+        const AUTH: u32 = Verb::word(*b"AUTH");
         match *verb {
             [a, b, c, d] => match Self::word([a, b, c, d]) {
-                w if w == Self::word(*b"EHLO") => Self::Ehlo,
-                w if w == Self::word(*b"HELO") => Self::Helo,
-                w if w == Self::word(*b"MAIL") => Self::Mail,
-                w if w == Self::word(*b"RCPT") => Self::Rcpt,
-                w if w == Self::word(*b"DATA") => Self::Data,
-                w if w == Self::word(*b"BDAT") => Self::Bdat,
-                w if w == Self::word(*b"RSET") => Self::Rset,
-                w if w == Self::word(*b"NOOP") => Self::Noop,
-                w if w == Self::word(*b"QUIT") => Self::Quit,
-                w if w == Self::word(*b"VRFY") => Self::Vrfy,
-                w if w == Self::word(*b"EXPN") => Self::Expn,
-                w if w == Self::word(*b"HELP") => Self::Help,
-                w if w == Self::word(*b"AUTH") => Self::Auth,
+                EHLO => Self::Ehlo,
+                HELO => Self::Helo,
+                MAIL => Self::Mail,
+                RCPT => Self::Rcpt,
+                DATA => Self::Data,
+                BDAT => Self::Bdat,
+                RSET => Self::Rset,
+                NOOP => Self::Noop,
+                QUIT => Self::Quit,
+                VRFY => Self::Vrfy,
+                EXPN => Self::Expn,
+                HELP => Self::Help,
+                AUTH => Self::Auth,
                 _ => Self::Unknown,
             },
-            _ if verb.eq_ignore_ascii_case(b"STARTTLS") => Self::StartTls,
+            [a, b, c, d, e, f, g, h]
+                if u64::from_le_bytes([a, b, c, d, e, f, g, h]) & 0xDFDF_DFDF_DFDF_DFDF
+                    == u64::from_le_bytes(*b"STARTTLS") =>
+            {
+                Self::StartTls
+            }
             _ => Self::Unknown,
         }
     }
 }
 
 /// `text` without leading and trailing spaces.
+/// Whether a short line holds CR, LF or NUL, eight octets at a time in a word (a zero byte
+/// of `word`, `word ^ CR..` or `word ^ LF..` is one of them); memchr3's setup costs more.
+fn has_cr_lf_nul(line: &[u8]) -> bool {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |x: u64| x.wrapping_sub(LOW) & !x & HIGH;
+    let chunks = line.chunks_exact(8);
+    let tail = chunks.remainder();
+    let mut found = 0;
+    for chunk in chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        found |= zero(x) | zero(x ^ (LOW * u64::from(b'\r'))) | zero(x ^ (LOW * u64::from(b'\n')));
+    }
+    found != 0 || tail.iter().any(|&b| matches!(b, 0 | b'\r' | b'\n'))
+}
+
+/// The space-separated words of `text`, empty ones skipped. Byte-based: `str::split(' ')`
+/// goes through a char searcher and memchr, slow on words this short.
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    core::iter::from_fn(move || {
+        while bytes.get(at) == Some(&b' ') {
+            at += 1;
+        }
+        let start = at;
+        while bytes.get(at).is_some_and(|&b| b != b' ') {
+            at += 1;
+        }
+        if start == at { None } else { text.get(start..at) }
+    })
+}
+
 fn trim_spaces(text: &str) -> &str {
     let bytes = text.as_bytes();
     let start = bytes.iter().position(|&b| b != b' ').unwrap_or(bytes.len());
@@ -894,6 +964,40 @@ mod tests {
 
     fn parse(line: &str) -> Result<Command<'_>, ParseError> {
         Command::parse(line.as_bytes())
+    }
+
+    #[test]
+    fn cr_lf_nul_found_anywhere() {
+        for len in 0..70 {
+            for at in 0..len {
+                for bad in [0u8, b'\r', b'\n'] {
+                    let mut line = vec![b'a'; len];
+                    line[at] = bad;
+                    assert!(has_cr_lf_nul(&line), "{len} {at} {bad}");
+                }
+                let mut line = vec![b'a'; len];
+                line[at] = 0x0b;
+                assert!(!has_cr_lf_nul(&line), "{len} {at}");
+            }
+        }
+        assert!(!has_cr_lf_nul(b"\x01\x0c\x0e\x8d\x8a\x80\xff\x09 MAIL FROM:<a@b>"));
+    }
+
+    #[test]
+    fn bare_verbs_any_case() {
+        for (line, expected) in [
+            (&b"data"[..], Command::Data),
+            (b"QuIt\r\n", Command::Quit),
+            (b"RSET", Command::Rset),
+            (b"StartTLS", Command::StartTls),
+            (b"noop", Command::Noop(None)),
+            (b"HELP\r\n", Command::Help(None)),
+        ] {
+            assert_eq!(Command::parse(line), Ok(expected), "{line:?}");
+        }
+        assert_eq!(Command::parse(b"EHLO"), Err(ParseError::Syntax("EHLO/HELO needs a domain")));
+        assert_eq!(Command::parse(b"DAT\0"), Err(ParseError::Syntax("CR, LF or NUL in a command line")));
+        assert_eq!(Command::parse(b"DATA\x01"), Err(ParseError::Unrecognized));
     }
 
     #[test]

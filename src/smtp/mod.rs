@@ -2,7 +2,9 @@
 
 mod capabilities;
 
-pub use self::capabilities::{Capabilities, CapabilityError, Extension, MAX_EHLO_TEXT, OtherExtension};
+pub use self::capabilities::{
+    Capabilities, CapabilitiesRef, CapabilityError, Extension, MAX_EHLO_TEXT, OtherExtension,
+};
 
 mod command;
 mod reply;

@@ -36,6 +36,9 @@ pub enum ReplyError {
     /// Control characters (NUL, bare CR, ...) in the text.
     #[error("binary data in reply text")]
     Binary,
+    /// A reply with another code than the one expected (for example not `250` to EHLO).
+    #[error("reply code {0} where another was expected")]
+    Unexpected(u16),
 }
 
 impl From<LineError> for ReplyError {

@@ -63,6 +63,18 @@ impl LineReader {
 
     /// The next complete line, without its terminator, or `None` until more bytes arrive.
     pub fn next_line(&mut self) -> Option<Result<&[u8], LineError>> {
+        match self.advance()? {
+            Ok((begin, end)) => {
+                let line = self.buf.get(begin..end).unwrap_or_default();
+                Some(Ok(line.strip_suffix(b"\r").unwrap_or(line)))
+            }
+            Err(error) => Some(Err(error)),
+        }
+    }
+
+    /// Cuts the next buffered line: its range in `buf` without the LF, or `None` (after
+    /// counting and dropping an overlong partial line) until more bytes arrive.
+    fn advance(&mut self) -> Option<Result<(usize, usize), LineError>> {
         let pending = self.buf.get(self.start..).unwrap_or_default();
         let search = pending.get(self.scanned..).unwrap_or_default();
         match memchr::memchr(b'\n', search) {
@@ -78,8 +90,7 @@ impl LineReader {
                 if end > self.limit {
                     return Some(Err(LineError { length: end, limit: self.limit }));
                 }
-                let line = self.buf.get(begin..begin + end - 1).unwrap_or_default();
-                Some(Ok(line.strip_suffix(b"\r").unwrap_or(line)))
+                Some(Ok((begin, begin + end - 1)))
             }
             None => {
                 let len = pending.len();
@@ -96,7 +107,19 @@ impl LineReader {
         }
     }
 
+    /// Reads `input` as if it were [`fed`](Self::feed) and its lines taken with
+    /// [`next_line`](Self::next_line), without copying complete lines: they are returned
+    /// borrowed from `input`. Only a line split across calls goes through the buffer: the
+    /// partial line left from earlier calls first, and what is left of `input` after the last
+    /// LF (bounded by the limit as with `feed`), kept when the returned [`Lines`] is dropped.
+    /// Stopping early (say at `DATA`) is allowed: the unread rest of `input` is then buffered
+    /// as `feed` would have, for [`take_pending`](Self::take_pending) or later lines.
+    pub fn lines<'r, 'a>(&'r mut self, input: &'a [u8]) -> Lines<'r, 'a> {
+        Lines { reader: self, input }
+    }
+
     /// Whether any byte has been received but not yet returned as a line.
+    #[inline]
     pub fn has_pending(&self) -> bool {
         self.start < self.buf.len() || self.skipping.is_some()
     }
@@ -120,6 +143,89 @@ impl LineReader {
         self.start = 0;
         self.scanned = 0;
         self.skipping = None;
+    }
+}
+
+/// The lines of one input slice, from [`LineReader::lines`]; a lending cursor (each line
+/// borrows the cursor), so it is read with [`next_line`](Self::next_line), not `Iterator`.
+#[derive(Debug)]
+pub struct Lines<'r, 'a> {
+    reader: &'r mut LineReader,
+    /// The part of the input not yet read.
+    input: &'a [u8],
+}
+
+impl Lines<'_, '_> {
+    /// The next complete line, without its terminator, or `None` once the input is used up
+    /// (its incomplete last line is then buffered in the reader).
+    #[inline]
+    pub fn next_line(&mut self) -> Option<Result<&[u8], LineError>> {
+        if self.reader.has_pending() {
+            return self.next_buffered();
+        }
+        // Nothing buffered: cut the line straight from the input.
+        let Some(i) = find_lf(self.input) else {
+            return self.next_buffered();
+        };
+        let (line, rest) = self.input.split_at(i + 1);
+        self.input = rest;
+        if line.len() > self.reader.limit {
+            return Some(Err(LineError { length: line.len(), limit: self.reader.limit }));
+        }
+        let line = line.get(..i).unwrap_or_default();
+        Some(Ok(line.strip_suffix(b"\r").unwrap_or(line)))
+    }
+
+    /// The slow path: a line that starts in the reader's buffer (or none is left in the input):
+    /// the input up to its first LF joins the buffer, and the reader cuts the line.
+    fn next_buffered(&mut self) -> Option<Result<&[u8], LineError>> {
+        loop {
+            match self.reader.advance() {
+                Some(Ok((begin, end))) => {
+                    let line = self.reader.buf.get(begin..end).unwrap_or_default();
+                    return Some(Ok(line.strip_suffix(b"\r").unwrap_or(line)));
+                }
+                Some(Err(error)) => return Some(Err(error)),
+                None if self.input.is_empty() => return None,
+                None => {
+                    let take = memchr::memchr(b'\n', self.input).map_or(self.input.len(), |i| i + 1);
+                    let (head, rest) = self.input.split_at(take);
+                    self.reader.feed(head);
+                    self.input = rest;
+                }
+            }
+        }
+    }
+}
+
+/// The first LF in `input`. Command lines are short, so the first 64 octets are searched
+/// eight at a time in a word (a zero byte of `word ^ 0x0a0a..` is an LF), before memchr,
+/// whose setup costs more than such a line.
+#[inline]
+fn find_lf(input: &[u8]) -> Option<usize> {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut at = 0;
+    for chunk in input.chunks_exact(8).take(8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ (LOW * u64::from(b'\n'));
+        let found = x.wrapping_sub(LOW) & !x & HIGH;
+        if found != 0 {
+            // The lowest flagged byte is the first LF (borrows only run upwards).
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    memchr::memchr(b'\n', input.get(at..).unwrap_or_default()).map(|i| i + at)
+}
+
+impl Drop for Lines<'_, '_> {
+    fn drop(&mut self) {
+        // Whatever was not read is buffered, as `feed` would have.
+        if !self.input.is_empty() {
+            self.reader.feed(self.input);
+        }
     }
 }
 
@@ -186,6 +292,95 @@ mod tests {
         assert!(!reader.has_pending());
     }
 
+    /// The same as `run`, through [`LineReader::lines`].
+    fn run_borrowed(chunks: &[&[u8]], limit: usize) -> Vec<Result<Vec<u8>, LineError>> {
+        let mut reader = LineReader::new(limit);
+        let mut out = Vec::new();
+        for chunk in chunks {
+            let mut lines = reader.lines(chunk);
+            while let Some(line) = lines.next_line() {
+                out.push(line.map(<[u8]>::to_vec));
+            }
+        }
+        out
+    }
+
+    /// Splits `input` at the sorted cut points.
+    fn split_at_cuts<'a>(input: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+        let mut chunks = Vec::new();
+        let mut last = 0;
+        for &c in cuts {
+            chunks.push(&input[last..c]);
+            last = c;
+        }
+        chunks.push(&input[last..]);
+        chunks
+    }
+
+    #[test]
+    fn find_lf_same_as_position() {
+        for len in 0..140 {
+            for lf in 0..=len {
+                let mut input = vec![b'a'; len];
+                if lf < len {
+                    input[lf] = b'\n';
+                }
+                // Bytes next to LF in value must not be taken for it.
+                if lf + 1 < len {
+                    input[lf + 1] = 0x0b;
+                }
+                let expected = input.iter().position(|&b| b == b'\n');
+                assert_eq!(find_lf(&input), expected, "{len} {lf}");
+            }
+        }
+        assert_eq!(find_lf(b"\x0b\x09\x8a\x0a"), Some(3));
+    }
+
+    #[test]
+    fn borrowed_lines_known_answers() {
+        let out = run_borrowed(&[b"EHLO x\r\nQUIT\r\nNO", b"OP\nbare\rcr\r\npartial"], 512);
+        let expected: Vec<Result<Vec<u8>, LineError>> =
+            vec![Ok(b"EHLO x".to_vec()), Ok(b"QUIT".to_vec()), Ok(b"NOOP".to_vec()), Ok(b"bare\rcr".to_vec())];
+        assert_eq!(out, expected);
+        let out = run_borrowed(&[b"abc\r\nabcd\r\n"], 5);
+        assert_eq!(out, vec![Ok(b"abc".to_vec()), Err(LineError { length: 6, limit: 5 })]);
+    }
+
+    #[test]
+    fn borrowed_lines_come_from_the_input() {
+        let input = b"EHLO x\r\nQUIT\r\n";
+        let mut reader = LineReader::new(512);
+        let mut lines = reader.lines(input);
+        let first = lines.next_line().unwrap().unwrap();
+        assert_eq!(first.as_ptr(), input.as_ptr());
+        drop(lines);
+        assert_eq!(reader.pending_len(), b"QUIT\r\n".len());
+    }
+
+    #[test]
+    fn borrowed_overlong_line_is_not_stored_and_resyncs() {
+        let mut reader = LineReader::new(16);
+        for _ in 0..1000 {
+            assert!(reader.lines(&[b'x'; 1024]).next_line().is_none());
+            assert!(reader.pending_len() <= 1024);
+        }
+        let mut lines = reader.lines(b"\r\nok\r\n");
+        assert_eq!(lines.next_line(), Some(Err(LineError { length: 1_024_002, limit: 16 })));
+        assert_eq!(lines.next_line(), Some(Ok(&b"ok"[..])));
+        assert_eq!(lines.next_line(), None);
+    }
+
+    #[test]
+    fn borrowed_lines_stopped_early_buffer_the_rest() {
+        let mut reader = LineReader::new(512);
+        reader.feed(b"MAIL FROM:<a@b>\r\nDA");
+        let mut lines = reader.lines(b"TA\r\nbody\r\n.\r\n");
+        assert_eq!(lines.next_line(), Some(Ok(&b"MAIL FROM:<a@b>"[..])));
+        assert_eq!(lines.next_line(), Some(Ok(&b"DATA"[..])));
+        drop(lines);
+        assert_eq!(reader.take_pending(), b"body\r\n.\r\n".to_vec());
+    }
+
     proptest::proptest! {
         #[test]
         fn same_lines_at_every_split(
@@ -214,6 +409,46 @@ mod tests {
                 else { Err(LineError { length: l.len() + 2, limit }) }
             }).collect();
             proptest::prop_assert_eq!(whole, expected);
+        }
+
+        #[test]
+        fn borrowed_lines_same_as_feed_at_every_split(
+            input in proptest::collection::vec(proptest::sample::select(b"ab \r\n".to_vec()), 0..120),
+            limit in 2usize..24,
+            cuts in proptest::collection::vec(0usize..200, 0..6),
+            stop in 0usize..6,
+        ) {
+            let whole = run(&[&input], limit);
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (input.len() + 1)).collect();
+            cuts.sort_unstable();
+            let chunks = split_at_cuts(&input, &cuts);
+            proptest::prop_assert_eq!(&run_borrowed(&chunks, limit), &whole);
+            let bytewise: Vec<&[u8]> = input.chunks(1).collect();
+            proptest::prop_assert_eq!(&run_borrowed(&bytewise, limit), &whole);
+            // Every split point, in two pieces.
+            for at in 0..=input.len() {
+                proptest::prop_assert_eq!(&run_borrowed(&[&input[..at], &input[at..]], limit), &whole);
+            }
+            // Stopping after `stop` lines leaves the reader as feed + next_line would.
+            let mut fed = LineReader::new(limit);
+            let mut borrowed = LineReader::new(limit);
+            let mut a = Vec::new();
+            let mut b = Vec::new();
+            for chunk in &chunks {
+                fed.feed(chunk);
+                for _ in 0..stop {
+                    match fed.next_line() { Some(l) => a.push(l.map(<[u8]>::to_vec)), None => break }
+                }
+                let mut lines = borrowed.lines(chunk);
+                for _ in 0..stop {
+                    match lines.next_line() { Some(l) => b.push(l.map(<[u8]>::to_vec)), None => break }
+                }
+            }
+            proptest::prop_assert_eq!(&a, &b);
+            collect(&mut fed, &mut a);
+            collect(&mut borrowed, &mut b);
+            proptest::prop_assert_eq!(&a, &b);
+            proptest::prop_assert_eq!(fed.take_pending(), borrowed.take_pending());
         }
     }
 }

@@ -8,7 +8,7 @@ mod line;
 
 pub use self::base64::{Payload, PayloadError, decode_base64, decode_response, encode_initial, encode_payload};
 pub use self::dot::{Decoded, DotDecoder, DotEncoder};
-pub use self::line::{LineError, LineReader};
+pub use self::line::{LineError, LineReader, Lines};
 
 /// SMTP command line limit, CRLF included (RFC 5321 §4.5.3.1.4).
 pub const SMTP_COMMAND_LIMIT: usize = 512;
