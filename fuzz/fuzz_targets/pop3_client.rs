@@ -17,21 +17,17 @@ use mailwire::pop3::client::{AuthMethod, Error, Event};
 use mailwire::pop3::{Client, ClientConfig};
 use mailwire::sasl::{ChannelBinding, ChannelBindingType, Credentials, FixedRandom, Mechanism, Secret};
 use mailwire::tls::{TlsInfo, TlsPolicy};
-use mailwire_fuzz::{Split, script};
+use mailwire_fuzz::{Split, drain, receive, script};
 
-#[derive(Debug, PartialEq)]
-enum Log {
-    Event(Event),
-    Sent(Vec<u8>),
-    Result(Result<(), Error>),
-    Chosen(Result<AuthMethod, Error>),
-}
+type Log = mailwire_fuzz::Log<Event, Error, AuthMethod>;
 
-fn drain(client: &mut Client, log: &mut Vec<Log>) {
-    while let Some(event) = client.poll_event() {
-        // Message data comes in pieces that follow the input's chunks: join them.
-        if let Event::MessageData(data) = &event {
-            if let Some(Log::Event(Event::MessageData(last))) = log.last_mut() {
+/// Message data comes in pieces that follow the input's chunks: consecutive pieces are joined
+/// (empty ones dropped) before runs are compared.
+fn join_message_data(log: Vec<Log>) -> Vec<Log> {
+    let mut out: Vec<Log> = Vec::with_capacity(log.len());
+    for entry in log {
+        if let Log::Event(Event::MessageData(data)) = &entry {
+            if let Some(Log::Event(Event::MessageData(last))) = out.last_mut() {
                 last.extend_from_slice(data);
                 continue;
             }
@@ -39,15 +35,9 @@ fn drain(client: &mut Client, log: &mut Vec<Log>) {
                 continue;
             }
         }
-        log.push(Log::Event(event));
+        out.push(entry);
     }
-    let mut sent = Vec::new();
-    while let Some(bytes) = client.poll_transmit() {
-        sent.extend_from_slice(&bytes);
-    }
-    if !sent.is_empty() {
-        log.push(Log::Sent(sent));
-    }
+    out
 }
 
 fn run(data: &[u8], split: Split) -> Vec<Log> {
@@ -76,22 +66,7 @@ fn run(data: &[u8], split: Split) -> Vec<Log> {
     for op in ops.iter().take(64) {
         let msg = u32::from(op.arg);
         let result = match op.kind {
-            0 => {
-                let split = match split {
-                    Split::Stride(_) => Split::Stride(usize::from(op.arg) + 1),
-                    other => other,
-                };
-                let mut result = Ok(());
-                for chunk in split.chunks(op.payload) {
-                    result = client.receive(chunk);
-                    // An application stops reading once the session is over (bytes after
-                    // the end are dropped unread when they come in the same read).
-                    if result.is_err() || client.is_closed() {
-                        break;
-                    }
-                }
-                result
-            }
+            0 => receive(&mut client, op.payload, split, op.arg, true),
             1 => client.tls_established(TlsInfo {
                 channel_binding: (op.arg & 1 != 0)
                     .then(|| ChannelBinding { kind: ChannelBindingType::TlsExporter, data: vec![9; 32] }),
@@ -125,7 +100,7 @@ fn run(data: &[u8], split: Split) -> Vec<Log> {
         log.push(Log::Result(result));
         drain(&mut client, &mut log);
     }
-    log
+    join_message_data(log)
 }
 
 fuzz_target!(|data: &[u8]| {

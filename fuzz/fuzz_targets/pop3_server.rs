@@ -18,27 +18,9 @@ use mailwire::pop3::server::{Error, Event, MessageInfo};
 use mailwire::pop3::{Server, ServerConfig};
 use mailwire::sasl::{ChannelBinding, ChannelBindingType, FixedRandom, Mechanism, ScramHash, ScramKeys};
 use mailwire::tls::TlsInfo;
-use mailwire_fuzz::{Split, answer, script};
+use mailwire_fuzz::{Split, answer, drain, receive, script};
 
-#[derive(Debug, PartialEq)]
-enum Log {
-    Event(Event),
-    Sent(Vec<u8>),
-    Result(Result<(), Error>),
-}
-
-fn drain(server: &mut Server, log: &mut Vec<Log>) {
-    while let Some(event) = server.poll_event() {
-        log.push(Log::Event(event));
-    }
-    let mut sent = Vec::new();
-    while let Some(bytes) = server.poll_transmit() {
-        sent.extend_from_slice(&bytes);
-    }
-    if !sent.is_empty() {
-        log.push(Log::Sent(sent));
-    }
-}
+type Log = mailwire_fuzz::Log<Event, Error, ()>;
 
 fn run(data: &[u8], split: Split, keys: &ScramKeys) -> Vec<Log> {
     let ([flags, offered], ops) = script(data);
@@ -93,20 +75,7 @@ fn run(data: &[u8], split: Split, keys: &ScramKeys) -> Vec<Log> {
             10 => server.xmit_rejected(&String::from_utf8_lossy(op.payload)),
             11 => server.maildrop_failed(),
             12 => server.maildrop_login_delay(),
-            _ => {
-                let split = match split {
-                    Split::Stride(_) => Split::Stride(usize::from(op.arg) + 1),
-                    other => other,
-                };
-                let mut result = Ok(());
-                for chunk in split.chunks(op.payload) {
-                    result = server.receive(chunk);
-                    if result.is_err() {
-                        break;
-                    }
-                }
-                result
-            }
+            _ => receive(&mut server, op.payload, split, op.arg, false),
         };
         log.push(Log::Result(result));
         drain(&mut server, &mut log);

@@ -16,28 +16,9 @@ use mailwire::sasl::{ChannelBinding, ChannelBindingType, Credentials, FixedRando
 use mailwire::smtp::client::{Error, Event};
 use mailwire::smtp::{Body, Client, ClientConfig, Parameter};
 use mailwire::tls::{TlsInfo, TlsPolicy};
-use mailwire_fuzz::{Split, script};
+use mailwire_fuzz::{Split, drain, receive, script};
 
-#[derive(Debug, PartialEq)]
-enum Log {
-    Event(Event),
-    Sent(Vec<u8>),
-    Result(Result<(), Error>),
-    Chosen(Result<Mechanism, Error>),
-}
-
-fn drain(client: &mut Client, log: &mut Vec<Log>) {
-    while let Some(event) = client.poll_event() {
-        log.push(Log::Event(event));
-    }
-    let mut sent = Vec::new();
-    while let Some(bytes) = client.poll_transmit() {
-        sent.extend_from_slice(&bytes);
-    }
-    if !sent.is_empty() {
-        log.push(Log::Sent(sent));
-    }
-}
+type Log = mailwire_fuzz::Log<Event, Error, Mechanism>;
 
 fn run(data: &[u8], split: Split) -> Vec<Log> {
     let ([flags, mechanism], ops) = script(data);
@@ -94,22 +75,7 @@ fn run(data: &[u8], split: Split) -> Vec<Log> {
             6 => log.push(Log::Result(client.finish_body())),
             7 => log.push(Log::Result(client.rset())),
             8 => log.push(Log::Result(client.quit())),
-            _ => {
-                let split = match split {
-                    Split::Stride(_) => Split::Stride(usize::from(op.arg) + 1),
-                    other => other,
-                };
-                let mut result = Ok(());
-                for chunk in split.chunks(op.payload) {
-                    result = client.receive(chunk);
-                    // An application stops reading once the session is over (bytes after
-                    // the end are dropped unread when they come in the same read).
-                    if result.is_err() || client.is_closed() {
-                        break;
-                    }
-                }
-                log.push(Log::Result(result));
-            }
+            _ => log.push(Log::Result(receive(&mut client, op.payload, split, op.arg, true))),
         }
         drain(&mut client, &mut log);
     }

@@ -17,27 +17,9 @@ use mailwire::sasl::{ChannelBinding, ChannelBindingType, FixedRandom, Mechanism,
 use mailwire::smtp::server::{Error, Event};
 use mailwire::smtp::{Reply, Server, ServerConfig};
 use mailwire::tls::TlsInfo;
-use mailwire_fuzz::{Split, answer, script};
+use mailwire_fuzz::{Split, answer, drain, receive, script};
 
-#[derive(Debug, PartialEq)]
-enum Log {
-    Event(Event),
-    Sent(Vec<u8>),
-    Result(Result<(), Error>),
-}
-
-fn drain(server: &mut Server, log: &mut Vec<Log>) {
-    while let Some(event) = server.poll_event() {
-        log.push(Log::Event(event));
-    }
-    let mut sent = Vec::new();
-    while let Some(bytes) = server.poll_transmit() {
-        sent.extend_from_slice(&bytes);
-    }
-    if !sent.is_empty() {
-        log.push(Log::Sent(sent));
-    }
-}
+type Log = mailwire_fuzz::Log<Event, Error, ()>;
 
 fn run(data: &[u8], split: Split, keys: &ScramKeys) -> Vec<Log> {
     let ([flags, before], ops) = script(data);
@@ -86,20 +68,7 @@ fn run(data: &[u8], split: Split, keys: &ScramKeys) -> Vec<Log> {
             }
             5 => log.push(Log::Result(server.accept_with(Reply::new(250, String::from_utf8_lossy(op.payload))))),
             6 => log.push(Log::Result(server.close(&String::from_utf8_lossy(op.payload)))),
-            _ => {
-                let split = match split {
-                    Split::Stride(_) => Split::Stride(usize::from(op.arg) + 1),
-                    other => other,
-                };
-                let mut result = Ok(());
-                for chunk in split.chunks(op.payload) {
-                    result = server.receive(chunk);
-                    if result.is_err() {
-                        break;
-                    }
-                }
-                log.push(Log::Result(result));
-            }
+            _ => log.push(Log::Result(receive(&mut server, op.payload, split, op.arg, false))),
         }
         drain(&mut server, &mut log);
     }

@@ -89,3 +89,96 @@ pub fn answer(arg: u8, payload: &[u8], keys: &mailwire::sasl::ScramKeys) -> mail
         _ => CredentialAnswer::ScramKeys(keys.clone()),
     }
 }
+
+/// What a machine did during a script: compared between the whole, split and byte-by-byte runs.
+/// `C` is what an application call that chooses something returned (a mechanism, a method).
+#[derive(Debug, PartialEq)]
+pub enum Log<Ev, Er, C = ()> {
+    /// An event the machine reported.
+    Event(Ev),
+    /// The bytes it had to send after one step.
+    Sent(Vec<u8>),
+    /// The result of a call.
+    Result(Result<(), Er>),
+    /// The result of a call that chooses.
+    Chosen(Result<C, Er>),
+}
+
+/// The part of mailwire's four machines the harnesses drive.
+pub trait Machine {
+    /// Its events.
+    type Event;
+    /// Its errors.
+    type Error;
+    /// Feeds peer bytes.
+    fn receive(&mut self, data: &[u8]) -> Result<(), Self::Error>;
+    /// The next event.
+    fn poll_event(&mut self) -> Option<Self::Event>;
+    /// The next bytes to send.
+    fn poll_transmit(&mut self) -> Option<Vec<u8>>;
+    /// Whether the session is over.
+    fn is_closed(&self) -> bool;
+}
+
+macro_rules! machine {
+    ($ty:ty, $event:ty, $error:ty) => {
+        impl Machine for $ty {
+            type Event = $event;
+            type Error = $error;
+            fn receive(&mut self, data: &[u8]) -> Result<(), Self::Error> {
+                <$ty>::receive(self, data)
+            }
+            fn poll_event(&mut self) -> Option<Self::Event> {
+                <$ty>::poll_event(self)
+            }
+            fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+                <$ty>::poll_transmit(self)
+            }
+            fn is_closed(&self) -> bool {
+                <$ty>::is_closed(self)
+            }
+        }
+    };
+}
+
+machine!(mailwire::smtp::Client, mailwire::smtp::client::Event, mailwire::smtp::client::Error);
+machine!(mailwire::smtp::Server, mailwire::smtp::server::Event, mailwire::smtp::server::Error);
+machine!(mailwire::pop3::Client, mailwire::pop3::client::Event, mailwire::pop3::client::Error);
+machine!(mailwire::pop3::Server, mailwire::pop3::server::Event, mailwire::pop3::server::Error);
+
+/// Logs every event the machine has, then everything it has to send (as one entry).
+pub fn drain<M: Machine, C>(machine: &mut M, log: &mut Vec<Log<M::Event, M::Error, C>>) {
+    while let Some(event) = machine.poll_event() {
+        log.push(Log::Event(event));
+    }
+    let mut sent = Vec::new();
+    while let Some(bytes) = machine.poll_transmit() {
+        sent.extend_from_slice(&bytes);
+    }
+    if !sent.is_empty() {
+        log.push(Log::Sent(sent));
+    }
+}
+
+/// One receive step of a script: `payload` delivered as `split` says (a stride of `arg + 1`
+/// bytes for [`Split::Stride`]), stopping at the first error, and, when `stop_when_closed`
+/// (an application that hangs up), once the machine is closed.
+pub fn receive<M: Machine>(
+    machine: &mut M,
+    payload: &[u8],
+    split: Split,
+    arg: u8,
+    stop_when_closed: bool,
+) -> Result<(), M::Error> {
+    let split = match split {
+        Split::Stride(_) => Split::Stride(usize::from(arg) + 1),
+        other => other,
+    };
+    for chunk in split.chunks(payload) {
+        machine.receive(chunk)?;
+        if stop_when_closed && machine.is_closed() {
+            break;
+        }
+    }
+    Ok(())
+}
